@@ -1,0 +1,3 @@
+//! The `cloudconnexa_exporter` binary: parse configuration, set up logging, run.
+
+fn main() {}
