@@ -20,7 +20,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            return Err(format!("invalid duration {text:?}: expected a number, e.g. 30s or 5m"));
+            return Err(format!(
+                "invalid duration {text:?}: expected a number, e.g. 30s or 5m"
+            ));
         }
         let number: u64 = rest[..digits]
             .parse()
@@ -36,7 +38,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "w" => 604_800_000,
-            "" => return Err(format!("invalid duration {text:?}: missing unit (ms, s, m, h, d, w)")),
+            "" => {
+                return Err(format!(
+                    "invalid duration {text:?}: missing unit (ms, s, m, h, d, w)"
+                ));
+            }
             other => return Err(format!("invalid duration {text:?}: unknown unit {other:?}")),
         };
         let part = number

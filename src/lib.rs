@@ -20,3 +20,5 @@
 pub mod config;
 pub mod secret;
 pub mod sim;
+pub mod tracker;
+pub mod upstream;

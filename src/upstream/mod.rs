@@ -1,0 +1,3 @@
+//! The CloudConnexa API client: authentication, pacing, retries, pagination, decoding.
+
+pub mod model;
