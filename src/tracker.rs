@@ -187,6 +187,16 @@ pub struct BatchOutcome {
     pub started: usize,
 }
 
+impl std::ops::AddAssign for BatchOutcome {
+    fn add_assign(&mut self, o: Self) {
+        self.duplicates += o.duplicates;
+        self.invalid += o.invalid;
+        self.too_old += o.too_old;
+        self.ended += o.ended;
+        self.started += o.started;
+    }
+}
+
 /// A session believed active (or hidden by a full listing that did not return it).
 #[derive(Debug)]
 struct Live {
@@ -554,6 +564,14 @@ impl SessionTracker {
                 .resize(id as usize + 1, SeriesCounters::default());
         }
         id
+    }
+
+    /// Sessions counted in the active gauge now.
+    pub fn active_count(&self) -> u64 {
+        self.live
+            .values()
+            .filter(|l| l.hidden_since.is_none())
+            .count() as u64
     }
 
     /// The current state, for publishing.

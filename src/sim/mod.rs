@@ -182,3 +182,27 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// Flags of the `simulate` command.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Address to serve the simulated API on.
+    #[arg(long = "listen-address")]
+    pub listen_address: String,
+}
+
+/// Serves the simulated API as `args` say until `shutdown` completes.
+pub async fn run_simulate(
+    args: SimulateArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&args.listen_address).await?;
+    serve(listener, Simulator::new(SimConfig::default()), shutdown).await
+}
+
+impl SimConfig {
+    /// The tenant behind `--demo`.
+    pub fn demo() -> Self {
+        Self::default()
+    }
+}
