@@ -61,7 +61,7 @@ impl Default for PollConfig {
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(60),
-            resync_interval: Duration::from_secs(600),
+            resync_interval: Duration::from_secs(300),
             max_resync_interval: Duration::from_secs(6 * 3600),
             overlap: Duration::from_secs(120),
             history_margin: Duration::from_secs(3600),

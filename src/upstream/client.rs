@@ -228,15 +228,11 @@ impl ApiClient {
 
     /// Makes sure a token is held that is not due for renewal.
     pub async fn ensure_token(&mut self) -> Result<(), UpstreamError> {
-        if self
-            .token
-            .as_ref()
-            .is_some_and(|t| Instant::now() < t.renew_at)
-        {
+        if self.token_is_fresh() {
             return Ok(());
         }
         let url = self.url("oauth/token");
-        let token = self
+        let (value, lifetime) = self
             .with_retries(
                 Endpoint::Token,
                 |c| {
@@ -249,13 +245,22 @@ impl ApiClient {
                 decode_token,
             )
             .await?;
-        tracing::debug!(expires_in = token.1.as_secs(), "obtained an access token");
+        tracing::debug!(
+            expires_in_s = lifetime.as_secs(),
+            "obtained an access token"
+        );
         // Renew when a fifth of the lifetime is left, so a slow cycle never holds an expired token.
         self.token = Some(Token {
-            value: token.0,
-            renew_at: Instant::now() + token.1.mul_f64(0.8),
+            value,
+            renew_at: Instant::now() + lifetime.mul_f64(0.8),
         });
         Ok(())
+    }
+
+    fn token_is_fresh(&self) -> bool {
+        self.token
+            .as_ref()
+            .is_some_and(|t| Instant::now() < t.renew_at)
     }
 
     /// Lists sessions for `query`, handing each page to `on_page` with the server time it was
@@ -314,7 +319,6 @@ impl ApiClient {
     async fn fetch_sessions_page(&mut self, url: &Url) -> Result<SessionsPage, UpstreamError> {
         let mut renewed = false;
         loop {
-            self.ensure_token().await?;
             let result = self
                 .with_retries(
                     Endpoint::Sessions,
@@ -331,7 +335,11 @@ impl ApiClient {
             match result {
                 // A 401 with a token we believed valid: it expired early or was revoked. Renew
                 // once and retry once; a second 401 is a real credentials problem.
-                Err(UpstreamError::Auth { status: 401, .. }) if !renewed => {
+                Err(UpstreamError::Auth {
+                    status: 401,
+                    endpoint: "sessions",
+                    ..
+                }) if !renewed => {
                     tracing::info!("access token refused; renewing it");
                     renewed = true;
                     self.token = None;
@@ -342,6 +350,8 @@ impl ApiClient {
     }
 
     /// Sends the request `build` makes, retrying as the policy says, and decodes a 2xx answer.
+    /// Data requests first make sure a fresh token is held; when it must be renewed, the pacer
+    /// waits for room for both requests, so a short-lived token is used as soon as it arrives.
     async fn with_retries<T>(
         &mut self,
         endpoint: Endpoint,
@@ -351,6 +361,17 @@ impl ApiClient {
         let mut attempts = 0;
         let mut rate_limited = 0;
         loop {
+            let needs_token = endpoint != Endpoint::Token;
+            let need = if needs_token && !self.token_is_fresh() {
+                2
+            } else {
+                1
+            };
+            self.pace(endpoint, need).await;
+            if needs_token {
+                // Boxed: the token request goes through this same function.
+                Box::pin(self.ensure_token()).await?;
+            }
             let step = match self.send(endpoint, build(self)).await {
                 Ok(answer) => {
                     self.judge(endpoint, &answer, decode, &mut rate_limited)
@@ -372,6 +393,20 @@ impl ApiClient {
                     tokio::time::sleep(wait).await;
                 }
             }
+        }
+    }
+
+    /// Waits until the rate limit leaves room for `need` requests.
+    async fn pace(&self, endpoint: Endpoint, need: u32) {
+        let wait = self.pacer.delay(Instant::now(), need);
+        if !wait.is_zero() {
+            tracing::debug!(
+                endpoint = endpoint.as_str(),
+                need,
+                wait_ms = wait.as_millis() as u64,
+                "pacing to the rate limit"
+            );
+            self.wait_for_budget(wait).await;
         }
     }
 
@@ -439,22 +474,13 @@ impl ApiClient {
         }
     }
 
-    /// One attempt: wait for the budget, send, read the body, learn from the headers.
+    /// One attempt: send, read the body, learn from the headers.
     async fn send(
         &mut self,
         endpoint: Endpoint,
         request: reqwest::RequestBuilder,
     ) -> Result<Answer, UpstreamError> {
-        let wait = self.pacer.delay(Instant::now());
-        if !wait.is_zero() {
-            tracing::debug!(
-                endpoint = endpoint.as_str(),
-                wait_ms = wait.as_millis() as u64,
-                "pacing to the rate limit"
-            );
-            self.wait_for_budget(wait).await;
-        }
-        self.pacer.spend(Instant::now());
+        self.pacer.spend();
         let result = async {
             let response = request.send().await?;
             let status = response.status();
@@ -583,7 +609,9 @@ fn iso_instant(t: DateTime<Utc>, round_up: bool) -> String {
 /// A 400 about `startDate` or the history window, as opposed to a request the exporter got wrong.
 fn mentions_history(body: &[u8]) -> bool {
     let text = String::from_utf8_lossy(body).to_ascii_lowercase();
-    text.contains("startdate") || text.contains("history")
+    ["date", "history", "days", "window", "range"]
+        .iter()
+        .any(|word| text.contains(word))
 }
 
 fn decode_page(answer: &Answer) -> Result<SessionsPage, String> {

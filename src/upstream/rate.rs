@@ -68,11 +68,22 @@ impl Budget {
 }
 
 /// Decides how long to wait before the next request.
+///
+/// The estimate of the bucket is the last reading, plus the refills since (whole periods only),
+/// less the requests sent since that reading.
 #[derive(Debug)]
 pub struct Pacer {
-    last: Option<(Budget, Instant)>,
+    last: Option<Reading>,
     blocked_until: Option<Instant>,
     rate_limited_floor: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    budget: Budget,
+    at: Instant,
+    /// Requests sent since the reading.
+    spent: u32,
 }
 
 impl Pacer {
@@ -87,13 +98,17 @@ impl Pacer {
 
     /// The last reading of the bucket.
     pub fn budget(&self) -> Option<Budget> {
-        self.last.map(|(b, _)| b)
+        self.last.map(|r| r.budget)
     }
 
     /// Records the headers of a response received at `now`.
     pub fn observe(&mut self, headers: &HeaderMap, now: Instant) {
         if let Some(budget) = Budget::from_headers(headers) {
-            self.last = Some((budget, now));
+            self.last = Some(Reading {
+                budget,
+                at: now,
+                spent: 0,
+            });
         }
     }
 
@@ -114,40 +129,41 @@ impl Pacer {
         let wait = retry_after.max(token_time).max(self.rate_limited_floor);
         self.blocked_until = Some(now + wait);
         // The bucket is empty whatever the last reading said.
-        if let Some((budget, at)) = &mut self.last {
-            budget.remaining = 0;
-            *at = now;
+        if let Some(r) = &mut self.last {
+            r.budget.remaining = 0;
+            r.at = now;
+            r.spent = 0;
         }
         wait
     }
 
-    /// How long to wait at `now` before sending a request.
-    pub fn delay(&self, now: Instant) -> Duration {
+    /// How long to wait at `now` before sending `need` requests back to back (a token renewal
+    /// and the request that uses the token, say).
+    pub fn delay(&self, now: Instant, need: u32) -> Duration {
         let blocked = self
             .blocked_until
             .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
-        let Some((budget, at)) = self.last else {
+        let Some(r) = self.last else {
             return blocked;
         };
-        if budget.remaining > 0 {
+        let need = need.max(1).min(r.budget.burst.unwrap_or(u32::MAX).max(1));
+        let have = i64::from(r.budget.remaining) - i64::from(r.spent);
+        if have >= i64::from(need) {
             return blocked;
         }
-        // Empty at `at`: wait for one whole replenish period (or the floor when the headers do not
-        // say how the bucket refills).
-        let period = budget.replenish_time.unwrap_or(self.rate_limited_floor);
-        let ready = at + period;
+        // Without refill headers, a whole floor period stands for "one more token".
+        let period = r.budget.replenish_time.unwrap_or(self.rate_limited_floor);
+        let rate = i64::from(r.budget.replenish_rate.unwrap_or(1));
+        let missing = i64::from(need) - have;
+        let periods = (missing + rate - 1) / rate;
+        let ready = r.at + period.saturating_mul(u32::try_from(periods).unwrap_or(u32::MAX));
         blocked.max(ready.saturating_duration_since(now))
     }
 
-    /// Takes one token from the estimate as a request leaves, so back-to-back requests sent before
-    /// any answer arrives do not all count on the same token.
-    pub fn spend(&mut self, now: Instant) {
-        if let Some((budget, at)) = &mut self.last {
-            budget.remaining = budget.remaining.saturating_sub(1);
-            if budget.remaining == 0 {
-                // The bucket empties (at the latest) now: refills are counted from here.
-                *at = now;
-            }
+    /// Counts a request as it leaves.
+    pub fn spend(&mut self) {
+        if let Some(r) = &mut self.last {
+            r.spent = r.spent.saturating_add(1);
         }
     }
 }
@@ -179,15 +195,37 @@ mod tests {
     fn no_wait_while_tokens_remain_then_one_period_after_the_bucket_empties() {
         let t = Instant::now();
         let mut p = Pacer::new(DEFAULT_RATE_LIMITED_FLOOR);
-        assert_eq!(p.delay(t), Duration::ZERO, "nothing known: no wait");
+        assert_eq!(p.delay(t, 1), Duration::ZERO, "nothing known: no wait");
         p.observe(&headers(1), t);
-        assert_eq!(p.delay(t), Duration::ZERO);
-        p.spend(t);
-        assert_eq!(p.delay(t), Duration::from_secs(15), "the estimate is spent");
+        assert_eq!(p.delay(t, 1), Duration::ZERO);
+        assert_eq!(
+            p.delay(t, 2),
+            Duration::from_secs(15),
+            "two requests need one refill"
+        );
+        p.spend();
+        assert_eq!(
+            p.delay(t, 1),
+            Duration::from_secs(15),
+            "the estimate is spent"
+        );
         p.observe(&headers(0), t + Duration::from_secs(1));
-        assert_eq!(p.delay(t + Duration::from_secs(1)), Duration::from_secs(15));
-        assert_eq!(p.delay(t + Duration::from_secs(10)), Duration::from_secs(6));
-        assert_eq!(p.delay(t + Duration::from_secs(16)), Duration::ZERO);
+        assert_eq!(
+            p.delay(t + Duration::from_secs(1), 1),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            p.delay(t + Duration::from_secs(10), 1),
+            Duration::from_secs(6)
+        );
+        assert_eq!(p.delay(t + Duration::from_secs(16), 1), Duration::ZERO);
+        assert_eq!(
+            p.delay(t + Duration::from_secs(16), 2),
+            Duration::from_secs(15)
+        );
+        // After waiting for two, a request whose answer carries no headers leaves one for the next.
+        p.spend();
+        assert_eq!(p.delay(t + Duration::from_secs(31), 1), Duration::ZERO);
     }
 
     #[test]
@@ -196,7 +234,7 @@ mod tests {
         let mut p = Pacer::new(Duration::from_secs(60));
         assert_eq!(p.rate_limited(&headers(0), t), Duration::from_secs(60));
         assert_eq!(
-            p.delay(t + Duration::from_secs(30)),
+            p.delay(t + Duration::from_secs(30), 1),
             Duration::from_secs(30)
         );
         let mut h = headers(0);
