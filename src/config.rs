@@ -116,7 +116,7 @@ pub struct ExporterArgs {
     #[arg(
         long = "poll.resync-interval",
         env = "CLOUDCONNEXA_EXPORTER_POLL_RESYNC_INTERVAL",
-        default_value = "10m",
+        default_value = "5m",
         value_name = "DURATION"
     )]
     pub resync_interval: String,
