@@ -7,8 +7,8 @@
 //! 1. **Full listing** of ACTIVE sessions at start, then again now and then to resynchronise the
 //!    active gauge (sessions whose end the windows missed are hidden). It costs one request per 100
 //!    active sessions. How often it runs adapts to the budget the API reports: at least
-//!    `resync_interval` apart, and further apart when the listing would otherwise eat more than what
-//!    the incremental windows leave of 80% of the sustained rate.
+//!    `resync_interval` apart, and further apart when windows and listings together would use more
+//!    than half of the sustained rate the API reports.
 //! 2. **Windows** every cycle: all sessions created or updated since the end of the last window,
 //!    less an overlap (for records that become visible late), whatever their status. A quiet cycle
 //!    costs one request; a busy one one per 100 *changed* sessions. Records seen twice across the
@@ -37,6 +37,10 @@ use crate::tracker::{BatchOutcome, Dimension, SessionTracker};
 use crate::upstream::client::{ApiClient, ListingStats, SessionsQuery};
 use crate::upstream::error::{ErrorKind, UpstreamError};
 use crate::upstream::model::SessionStatus;
+
+/// Share of the API's sustained rate the poller plans to use, leaving the rest to retries, token
+/// renewals and other clients of the same API key.
+const RESYNC_BUDGET_SHARE: f64 = 0.5;
 
 /// Tunables of the poll loop.
 #[derive(Debug, Clone)]
@@ -405,7 +409,7 @@ impl Poller {
         let every = match self.client.budget().and_then(|b| b.sustained_rate()) {
             Some(rate) => {
                 let windows = 1.0 / self.config.interval.as_secs_f64().max(1.0);
-                let spare = 0.8 * rate - windows;
+                let spare = RESYNC_BUDGET_SHARE * rate - windows;
                 if spare <= 0.0 {
                     tracing::warn!(
                         sustained_per_minute = rate * 60.0,
