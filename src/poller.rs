@@ -109,6 +109,11 @@ impl PollStatus {
         !self.stopped.load(Ordering::Acquire)
     }
 
+    /// Marks the first complete listing; true if it was the first.
+    pub(crate) fn mark_ready(&self) -> bool {
+        !self.ready.swap(true, Ordering::AcqRel)
+    }
+
     /// The last cycle.
     pub fn last(&self) -> Option<CycleReport> {
         self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -313,7 +318,7 @@ impl Poller {
             t.finish_full_listing(listed_at);
         }
         self.listed_at = Some(listed_at);
-        if !self.status.ready.swap(true, Ordering::AcqRel) {
+        if self.status.mark_ready() {
             tracing::info!(
                 pages = stats.pages,
                 sessions = stats.sessions,

@@ -143,3 +143,94 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn state() -> AppState {
+        AppState {
+            metrics: Arc::new(Metrics::new(vec!["vpn_region"])),
+            status: Arc::new(PollStatus::default()),
+            telemetry_path: "/custom".into(),
+        }
+    }
+
+    async fn get(app: &Router, path: &str, accept_gzip: bool) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut req = Request::get(path);
+        if accept_gzip {
+            req = req.header(header::ACCEPT_ENCODING, "deflate, gzip;q=0.8");
+        }
+        let res = app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, headers, body)
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_on_the_telemetry_path_in_text_format_or_gzip() {
+        let app = router(state());
+        let (status, headers, body) = get(&app, "/custom", false).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], TEXT_CONTENT_TYPE);
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains("cloudconnexa_up 0"), "{text}");
+        assert!(text.contains("cloudconnexa_poll_errors_total{kind=\"history_window\"} 0"));
+        assert!(text.contains("# HELP cloudconnexa_exporter_build_info"));
+
+        let (status, headers, body) = get(&app, "/custom", true).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
+        let mut plain = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)
+            .unwrap();
+        assert!(plain.contains("cloudconnexa_up 0"));
+
+        assert_eq!(
+            get(&app, "/metrics", false).await.0,
+            StatusCode::NOT_FOUND,
+            "only the configured path"
+        );
+    }
+
+    #[tokio::test]
+    async fn readiness_follows_the_first_listing_and_liveness_the_poller() {
+        let s = state();
+        let app = router(s.clone());
+        assert_eq!(
+            get(&app, "/readyz", false).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(get(&app, "/healthz", false).await.0, StatusCode::OK);
+        s.status.mark_ready();
+        assert_eq!(get(&app, "/readyz", false).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn landing_page_links_the_metrics_and_unknown_paths_are_404() {
+        let app = router(state());
+        let (status, _, body) = get(&app, "/", false).await;
+        assert_eq!(status, StatusCode::OK);
+        let html = String::from_utf8(body).unwrap();
+        assert!(html.contains("href=\"/custom\"") && html.contains(env!("CARGO_PKG_VERSION")));
+        assert!(html.contains("No poll cycle has finished yet"));
+        assert_eq!(get(&app, "/nope", false).await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            escape("<a href=\"x\">&"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;"
+        );
+    }
+}
