@@ -185,6 +185,9 @@ pub struct SimulateArgs {
     pub fault_revoke_credentials: bool,
 }
 
+/// The fastest the world may run: a real minute is then about 70 days of the world.
+const MAX_SPEED: f64 = 100_000.0;
+
 fn parse_secret(text: &str) -> Result<Secret, String> {
     Ok(Secret::new(text))
 }
@@ -228,10 +231,14 @@ impl SimulateArgs {
         if self.users == 0 {
             return Err(flag_error("--users", "must be at least 1"));
         }
-        if !(self.speed.is_finite() && self.speed > 0.0) {
+        // Far beyond this, one request would have to play out years of the world at once.
+        if !(self.speed > 0.0 && self.speed <= MAX_SPEED) {
             return Err(flag_error(
                 "--speed",
-                format!("must be a positive number, not {}", self.speed),
+                format!(
+                    "must be a number above 0 and at most {MAX_SPEED}, not {}",
+                    self.speed
+                ),
             ));
         }
         if self.client_id.is_empty() {
@@ -389,8 +396,10 @@ mod tests {
             error.contains("--fault.429-rate (CLOUDCONNEXA_SIM_FAULT_429_RATE)"),
             "{error}"
         );
-        let error = parse(&["--listen-address=x:0", "--speed=0"]).expect_err("refused");
-        assert!(error.contains("CLOUDCONNEXA_SIM_SPEED"), "{error}");
+        for speed in ["--speed=0", "--speed=-1", "--speed=1e9", "--speed=NaN"] {
+            let error = parse(&["--listen-address=x:0", speed]).expect_err("refused");
+            assert!(error.contains("CLOUDCONNEXA_SIM_SPEED"), "{error}");
+        }
         assert!(parse(&["--listen-address=x:0", "--token-ttl=soon"]).is_err());
         assert!(parse(&[]).is_err(), "the address is required");
     }

@@ -1284,6 +1284,31 @@ mod tests {
     }
 
     #[test]
+    fn traffic_bumps_updated_time_only_when_asked_to() {
+        let start = MONDAY + 10 * HOUR;
+        for bump in [false, true] {
+            let mut world = World::new(
+                WorldParams {
+                    bump_updated_on_traffic: bump,
+                    ..params(200)
+                },
+                start,
+            );
+            world.advance_to(start + 30 * MINUTE);
+            let bumped = world
+                .truth()
+                .iter()
+                .filter(|t| t.status == Status::Active && t.updated > t.start)
+                .count();
+            assert_eq!(
+                bumped > 0,
+                bump,
+                "bump {bump}: {bumped} active sessions updated after their start"
+            );
+        }
+    }
+
+    #[test]
     fn old_sessions_are_forgotten() {
         let mut world = World::new(params(40), MONDAY);
         world.advance_to(MONDAY + 40 * DAY);
