@@ -1,7 +1,20 @@
-//! Control endpoints under `/_sim/`, for end-to-end tests driven by shell scripts: read and set
-//! the injected faults, stop and resume churn, read the statistics, the recent requests and a
-//! summary of the world. They are not part of the real API, are not rate limited and are not
-//! counted in the statistics.
+//! Control endpoints under `/_sim/`, for end-to-end tests driven by shell scripts. They are not
+//! part of the real API, are not rate limited and are not counted in the statistics.
+//!
+//! | endpoint | what it does |
+//! |---|---|
+//! | `GET /_sim/faults` | the injected faults, as JSON (`slow_delay` in seconds) |
+//! | `PUT /_sim/faults` | replaces them; omitted fields mean no fault: `{"rate_5xx": 0.1}` |
+//! | `GET /_sim/churn`, `PUT /_sim/churn` | `{"on": false}` freezes the world, `{"on": true}` resumes it |
+//! | `GET /_sim/stats` | answers per path and status, malformed requests, 429s |
+//! | `GET /_sim/requests` | the last requests answered (secrets redacted) |
+//! | `GET /_sim/truth/summary` | active sessions per region and in total, ended ones per status |
+//!
+//! ```text
+//! curl -X PUT -d '{"rate_5xx": 0.2, "rate_slow": 0.1, "slow_delay": 3}' localhost:8080/_sim/faults
+//! curl -X PUT -d '{"on": false}' localhost:8080/_sim/churn
+//! curl localhost:8080/_sim/truth/summary
+//! ```
 
 use std::time::Duration;
 

@@ -433,7 +433,7 @@ pub(crate) struct Truth {
 }
 
 /// Counts for a quick look at the world.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Summary {
     /// Active sessions per region (regions without any are absent).
     pub(crate) active_by_region: BTreeMap<&'static str, u64>,
@@ -992,7 +992,8 @@ impl World {
         let network = &NETWORKS[usize::from(s.network)];
         let (bytes_in, bytes_out) = s.bytes(self.churn_now);
         let reason = s.end_s.map(|_| &REASONS[usize::from(s.reason)]);
-        let tunnel = u64::from(s.user) * 4 + u64::from(s.device);
+        // Addresses from the service's default client subnet, stable per user and device.
+        let tunnel = u64::from(s.user) * 4 + u64::from(s.device) + 2;
         Some(SessionRecord {
             id: self.session_id(s),
             user_name: &user.user_name,
@@ -1031,7 +1032,7 @@ impl World {
                 (tunnel >> 8) & 0xFF,
                 tunnel & 0xFF
             ),
-            tunnel_ip_v6: format!("fd7a:115c:a1e0::{:x}", tunnel + 2),
+            tunnel_ip_v6: format!("fd7a:115c:a1e0::{tunnel:x}"),
             session_end_time: s.end_s.map(iso_millis),
             session_duration_seconds: s.end_s.map(|end| (end - s.start_s) / 1_000),
         })
