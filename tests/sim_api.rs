@@ -319,6 +319,15 @@ fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Ids of the sessions the world holds as ACTIVE.
+fn active_ids(sim: &Simulator) -> BTreeSet<String> {
+    sim.truth()
+        .into_iter()
+        .filter(|t| t.status == "ACTIVE")
+        .map(|t| t.id)
+        .collect()
+}
+
 fn ids(sessions: &[Value]) -> Vec<String> {
     sessions
         .iter()
@@ -484,13 +493,7 @@ async fn active_listing_pages_through_every_active_session_once() {
         "no session twice while nothing changes"
     );
     assert!(sessions.iter().all(|s| s["status"] == "ACTIVE"));
-    let truth: BTreeSet<String> = api
-        .sim
-        .truth()
-        .into_iter()
-        .filter(|t| t.status == "ACTIVE")
-        .map(|t| t.id)
-        .collect();
+    let truth = active_ids(&api.sim);
     assert_eq!(unique.into_iter().cloned().collect::<BTreeSet<_>>(), truth);
     assert_eq!(api.sim.summary().active_total as usize, listed.len());
 }
@@ -1006,13 +1009,7 @@ async fn duplicated_pages_still_cover_every_session() {
     let listed = ids(&sessions);
     let unique: BTreeSet<String> = listed.iter().cloned().collect();
     assert!(listed.len() > unique.len(), "sessions came more than once");
-    let truth: BTreeSet<String> = api
-        .sim
-        .truth()
-        .into_iter()
-        .filter(|t| t.status == "ACTIVE")
-        .map(|t| t.id)
-        .collect();
+    let truth = active_ids(&api.sim);
     assert_eq!(unique, truth, "and none was lost");
 }
 
@@ -1110,12 +1107,7 @@ async fn control_endpoints_steer_the_simulator() {
     assert_eq!(stats["responses"].as_array().map(Vec::len), Some(1));
     assert_eq!(stats["malformed"], 0);
     let summary = api.get("/_sim/truth/summary", None).await.json();
-    let active = api
-        .sim
-        .truth()
-        .iter()
-        .filter(|t| t.status == "ACTIVE")
-        .count();
+    let active = active_ids(&api.sim).len();
     assert_eq!(summary["active_total"], active as u64);
     let by_region: u64 = summary["active_by_region"]
         .as_object()
