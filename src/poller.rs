@@ -8,7 +8,8 @@
 //!    active gauge (sessions whose end the windows missed are hidden). It costs one request per 100
 //!    active sessions. How often it runs adapts to the budget the API reports: at least
 //!    `resync_interval` apart, and further apart when windows and listings together would use more
-//!    than half of the sustained rate the API reports.
+//!    than half of the sustained rate the API reports (or, when windows alone need more than that,
+//!    more than half of what they leave); at most an hour apart.
 //! 2. **Windows** every cycle: all sessions created or updated since the end of the last window,
 //!    less an overlap (for records that become visible late), whatever their status. A quiet cycle
 //!    costs one request; a busy one one per 100 *changed* sessions. Records seen twice across the
@@ -66,7 +67,7 @@ impl Default for PollConfig {
         Self {
             interval: Duration::from_secs(60),
             resync_interval: Duration::from_secs(300),
-            max_resync_interval: Duration::from_secs(6 * 3600),
+            max_resync_interval: Duration::from_secs(3600),
             overlap: Duration::from_secs(120),
             history_margin: Duration::from_secs(3600),
             horizon_margin: Duration::from_secs(600),
@@ -414,7 +415,10 @@ impl Poller {
         let every = match self.client.budget().and_then(|b| b.sustained_rate()) {
             Some(rate) => {
                 let windows = 1.0 / self.config.interval.as_secs_f64().max(1.0);
-                let spare = RESYNC_BUDGET_SHARE * rate - windows;
+                // Half the sustained rate for windows and listings together; when windows alone
+                // need more, listings get half of what the windows leave.
+                let spare = (RESYNC_BUDGET_SHARE * rate - windows)
+                    .max((rate - windows) * RESYNC_BUDGET_SHARE);
                 if spare <= 0.0 {
                     tracing::warn!(
                         sustained_per_minute = rate * 60.0,

@@ -5,6 +5,7 @@
 mod fake;
 mod helpers;
 
+mod convergence;
 mod failures;
 mod process;
 mod properties;
