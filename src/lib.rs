@@ -16,6 +16,7 @@
 //! - [`metrics`]: the owned registry, the snapshot collector, self-metrics and encoding.
 //! - [`server`]: the HTTP router (`/metrics`, `/`, `/healthz`, `/readyz`) and the serving loop.
 //! - [`sim`]: the simulated CloudConnexa tenant behind `--demo`, `simulate` and the tests.
+//! - [`web`]: `--web.config.file`: TLS, basic auth, headers and their reloads.
 
 pub mod clock;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod server;
 pub mod sim;
 pub mod tracker;
 pub mod upstream;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
