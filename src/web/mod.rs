@@ -1,5 +1,5 @@
 //! The web configuration (`--web.config.file`): TLS, basic auth, response headers and a request
-//! limit, in the Prometheus exporter-toolkit format.
+//! limit, in the Prometheus exporter-toolkit format; and the deadlines every connection runs under.
 //!
 //! The file is loaded and checked at start ([`WebConfig::load`]; a bad file is a configuration
 //! error, exit 2). While serving, a [`WebConfigHandle`] holds the configuration in force and
@@ -10,10 +10,12 @@
 //!
 //! Layers, each with its own error type: [`config`] (the YAML schema and the checks that need no
 //! other file), [`tls`] (the rustls configuration), [`auth`] (bcrypt users and the verification
-//! cache), [`limit`] (the token bucket).
+//! cache), [`limit`] (the token bucket); [`deadline`] is the per-connection clock used by the
+//! server whether or not a file is given.
 
 pub mod auth;
 pub mod config;
+pub mod deadline;
 pub mod limit;
 pub mod tls;
 
