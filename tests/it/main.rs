@@ -7,3 +7,4 @@ mod helpers;
 
 mod failures;
 mod process;
+mod web;
