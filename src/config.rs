@@ -7,7 +7,8 @@
 //! process exits with status 2.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -17,6 +18,7 @@ use crate::poller::PollConfig;
 use crate::secret::Secret;
 use crate::tracker::Dimension;
 use crate::upstream::client::{ApiVersion, ClientConfig, RetryPolicy};
+use crate::web::WebConfig;
 
 /// The port the exporter listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 9839;
@@ -243,6 +245,11 @@ pub struct Config {
     pub telemetry_path: String,
     /// Web configuration file (TLS, basic auth).
     pub web_config_file: Option<PathBuf>,
+    /// The web configuration as loaded and checked at start; re-read while serving.
+    pub web_config: Option<Arc<WebConfig>>,
+    /// How often the web configuration's files are checked for changes. Not a flag: tests
+    /// shorten it.
+    pub web_reload_interval: Duration,
     /// Log level.
     pub log_level: LogLevel,
     /// Log format.
@@ -303,7 +310,9 @@ impl Config {
             labels: parse_labels(&args.labels)?,
             listen_address: parse_listen_address(&args.listen_address)?,
             telemetry_path: parse_telemetry_path(&args.telemetry_path)?,
-            web_config_file: check_web_config(args.web_config_file)?,
+            web_config: load_web_config(args.web_config_file.as_deref())?,
+            web_config_file: args.web_config_file,
+            web_reload_interval: crate::web::RELOAD_INTERVAL,
             log_level: match args.log_level.to_ascii_lowercase().as_str() {
                 "error" => LogLevel::Error,
                 "warn" => LogLevel::Warn,
@@ -565,18 +574,20 @@ fn parse_telemetry_path(text: &str) -> Result<String, ConfigError> {
     }
 }
 
-fn check_web_config(path: Option<PathBuf>) -> Result<Option<PathBuf>, ConfigError> {
-    if let Some(p) = &path {
-        std::fs::metadata(p).map_err(|e| {
+/// Loads and checks the web configuration, so that a bad file stops the exporter at start rather
+/// than at the first scrape.
+fn load_web_config(path: Option<&Path>) -> Result<Option<Arc<WebConfig>>, ConfigError> {
+    path.map(|p| {
+        WebConfig::load(p).map(Arc::new).map_err(|e| {
             bad!(
                 "--web.config.file",
                 "CLOUDCONNEXA_EXPORTER_WEB_CONFIG_FILE",
-                "cannot read {}: {e}",
-                p.display()
+                "{}",
+                e.to_string().replace(['\n', '\r'], " ")
             )
-        })?;
-    }
-    Ok(path)
+        })
+    })
+    .transpose()
 }
 
 /// Parses a Prometheus-style duration: one or more `<number><unit>` parts, units `ms`, `s`, `m`,

@@ -16,6 +16,7 @@
 //! - [`metrics`]: the owned registry, the snapshot collector, self-metrics and encoding.
 //! - [`server`]: the HTTP router (`/metrics`, `/`, `/healthz`, `/readyz`) and the serving loop.
 //! - [`sim`]: the simulated CloudConnexa tenant behind `--demo`, `simulate` and the tests.
+//! - [`web`]: `--web.config.file` (TLS, basic auth, headers, reloads) and connection deadlines.
 
 pub mod clock;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod server;
 pub mod sim;
 pub mod tracker;
 pub mod upstream;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -125,16 +127,35 @@ pub async fn run_with(
         status.clone(),
         edges.clock,
     );
-    let poll_task = tokio::spawn(poller.run(stop_rx));
+    let poll_task = tokio::spawn(poller.run(stop_rx.clone()));
+    let web = config.web_config.clone().map(|c| {
+        let gauges = metrics
+            .register_web_config_gauges()
+            .inspect_err(|e| tracing::warn!(error = %e, "web configuration gauges unavailable"))
+            .ok();
+        web::WebConfigHandle::new(c, gauges)
+    });
+    if let Some(w) = &web {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(w.clone().watch(config.web_reload_interval, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+    }
     let app = server::router(server::AppState {
         metrics,
         status,
         telemetry_path: config.telemetry_path.clone(),
     });
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(address = %addr, path = %config.telemetry_path, "serving metrics");
+        tracing::info!(
+            address = %addr,
+            path = %config.telemetry_path,
+            tls = web.as_ref().is_some_and(|w| w.current().tls().is_some()),
+            basic_auth = web.as_ref().is_some_and(|w| w.current().auth().is_some()),
+            "serving metrics"
+        );
     }
-    let served = server::serve(listener, app, shutdown).await;
+    let served = server::serve(listener, app, web, shutdown).await;
     let _ = stop_tx.send(true);
     if tokio::time::timeout(POLLER_STOP_TIMEOUT, poll_task)
         .await

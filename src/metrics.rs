@@ -255,6 +255,38 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
+/// The state of `--web.config.file` reloads; registered only when a web configuration is in use,
+/// so exporters without one do not show a reload that never happens.
+#[derive(Clone)]
+pub struct WebConfigGauges {
+    /// `cloudconnexa_exporter_web_config_last_reload_successful`.
+    pub last_reload_successful: IntGauge,
+    /// `cloudconnexa_exporter_web_config_last_reload_success_timestamp_seconds`.
+    pub last_reload_success_timestamp: Gauge,
+}
+
+impl Metrics {
+    /// Registers the [`WebConfigGauges`]; fails if called twice.
+    pub fn register_web_config_gauges(&self) -> prometheus::Result<WebConfigGauges> {
+        let last_reload_successful = IntGauge::new(
+            "cloudconnexa_exporter_web_config_last_reload_successful",
+            "1 if the last load of the web configuration file (TLS, basic auth) succeeded, else 0.",
+        )?;
+        let last_reload_success_timestamp = Gauge::new(
+            "cloudconnexa_exporter_web_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful load of the web configuration file.",
+        )?;
+        self.registry
+            .register(Box::new(last_reload_successful.clone()))?;
+        self.registry
+            .register(Box::new(last_reload_success_timestamp.clone()))?;
+        Ok(WebConfigGauges {
+            last_reload_successful,
+            last_reload_success_timestamp,
+        })
+    }
+}
+
 /// Builds the session families (and the rate-limit and skew gauges) from the published state.
 struct SnapshotCollector {
     label_names: Vec<&'static str>,

@@ -2,18 +2,38 @@
 //!
 //! Handlers only read state that the poller published; none of them calls the CloudConnexa API,
 //! so scrapes are cheap and cannot spend the API's rate limit.
+//!
+//! [`serve`] is a hand-written accept loop over hyper rather than `axum::serve`, for what an
+//! exporter reachable from a network needs: TLS, deadlines that stop slow or silent clients from
+//! holding connections, a cap on connections, accept errors that never stop the server, and a
+//! bounded graceful shutdown.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tower::ServiceExt;
 
 use crate::metrics::{Metrics, TEXT_CONTENT_TYPE};
 use crate::poller::PollStatus;
+use crate::web::WebConfigHandle;
+use crate::web::deadline::{Deadline, Timeouts};
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -37,15 +57,178 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight finish.
+/// Most connections served at once; past it, new connections wait in the listen backlog. Far
+/// above what scrapers need, low enough that a flood cannot exhaust file descriptors.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// How long a TLS handshake may take; a client that never finishes one holds only its own task.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long requests in flight may take to finish after the shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Pause after a failed accept (such as EMFILE: out of file descriptors), doubled while it keeps
+/// failing: retrying at once would spin on the error.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and gives
+/// requests in flight [`SHUTDOWN_GRACE`] to finish.
+///
+/// Each connection runs in its own task under [`Timeouts::default`] deadlines, with TLS, basic
+/// auth, extra headers and the request limit of `web` (read afresh for each connection and
+/// request, so reloads apply without a restart). Accept errors are logged and retried, never
+/// fatal.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     router: Router,
+    web: Option<WebConfigHandle>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    let graceful = GracefulShutdown::new();
+    let (closing_tx, closing) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut tasks = JoinSet::new();
+    let mut backoff = ACCEPT_BACKOFF.0;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        while tasks.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                backoff = ACCEPT_BACKOFF.0;
+                a
+            }
+            Err(e) if is_connection_error(&e) => {
+                tracing::debug!(error = %e, "a connection failed before it was accepted");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "accepting connections failed");
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
+                continue;
+            }
+        };
+        let connection = Connection {
+            router: router.clone(),
+            web: web.clone(),
+            watcher: graceful.watcher(),
+            closing: closing.clone(),
+        };
+        tasks.spawn(async move {
+            connection.run(stream, peer).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = tasks.len(),
+            "connections still busy after the shutdown grace period; closing them"
+        );
+    }
+    tasks.shutdown().await;
+    Ok(())
+}
+
+/// Errors of one connection that the kernel reports at accept; the listener itself is fine.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
+    )
+}
+
+/// What one connection's task needs.
+struct Connection {
+    router: Router,
+    web: Option<WebConfigHandle>,
+    watcher: Watcher,
+    closing: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let tls = self.web.as_ref().and_then(|w| w.current().tls().cloned());
+        let Some(tls) = tls else {
+            return self.http(stream, peer).await;
+        };
+        let handshake = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            tokio_rustls::TlsAcceptor::from(tls).accept(stream),
+        );
+        let mut closing = self.closing.clone();
+        let closing = async move {
+            let _ = closing.wait_for(|c| *c).await;
+        };
+        tokio::select! {
+            done = handshake => match done {
+                Ok(Ok(stream)) => self.http(stream, peer).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            },
+            () = closing => {}
+        }
+    }
+
+    async fn http<S>(self, stream: S, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(Deadline::new(stream, Timeouts::default()));
+        let router = self.router;
+        let web = self.web;
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            respond(router.clone(), web.clone(), request)
+        });
+        let mut builder = http1::Builder::new();
+        // Deadline enforces the request and idle timeouts; hyper's own header timer would also
+        // cut keep-alive connections between scrapes.
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .keep_alive(true);
+        let connection = builder.serve_connection(io, service);
+        if let Err(e) = self.watcher.watch(connection).await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// Applies the web configuration in force (limit, auth, headers), then the router.
+async fn respond(
+    router: Router,
+    web: Option<WebConfigHandle>,
+    request: Request<Incoming>,
+) -> Result<Response, Infallible> {
+    let Some(web) = web else {
+        return router.oneshot(request).await;
+    };
+    let config = web.current();
+    let mut response = match config.refusal(request.headers()).await {
+        Some(refusal) => refusal,
+        None => router.oneshot(request).await?,
+    };
+    config.decorate(&mut response);
+    Ok(response)
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -9,3 +9,4 @@ mod convergence;
 mod failures;
 mod process;
 mod properties;
+mod web;
