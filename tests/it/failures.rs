@@ -208,3 +208,136 @@ fn url_pairs(query: &str) -> std::collections::HashMap<String, String> {
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
+
+/// The first sessions request of each listing meets a 429; the exporter waits the longest of
+/// Retry-After, the token time and the floor, then retries and the cycle succeeds.
+#[tokio::test]
+async fn a_429_is_waited_out_as_the_api_asks_then_retried() {
+    let limited = std::sync::atomic::AtomicBool::new(false);
+    let fake = Fake::start(move |req, _| {
+        if req.path.ends_with("/oauth/token") {
+            return token("t", 3600);
+        }
+        if !limited.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Answer::json(429, "")
+                .with_header("retry-after", "2")
+                .with_header("x-ratelimit-remaining", "0")
+                .with_header("x-ratelimit-replenish-rate", "1")
+                .with_header("x-ratelimit-replenish-time", "1");
+        }
+        Answer::json(200, r#"{"sessions":[]}"#).with_header("x-ratelimit-remaining", "5")
+    })
+    .await;
+    let exporter = Exporter::start(&with_interval(&fake.url(), "1s")).await;
+    wait_for("ready", Duration::from_secs(15), || async {
+        (exporter.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    let m = exporter.scrape().await;
+    assert_eq!(
+        m.sum("cloudconnexa_poll_errors_total", &[]),
+        0.0,
+        "one 429 does not fail the cycle"
+    );
+    assert_eq!(
+        m.sum("cloudconnexa_api_requests_total", &[("code", "429")]),
+        1.0
+    );
+    assert!(
+        m.value("cloudconnexa_rate_limit_wait_seconds_total")
+            .unwrap()
+            >= 2.0
+    );
+    exporter.stop().await;
+    let sessions: Vec<_> = fake
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.ends_with("/sessions"))
+        .collect();
+    let gap = sessions[1].at - sessions[0].at;
+    assert!(
+        gap >= Duration::from_secs(2),
+        "waited only {gap:?} after the 429 (Retry-After: 2)"
+    );
+}
+
+/// A server whose history window is shorter than documented refuses `startDate`; the exporter
+/// widens its margin and retries within the cycle.
+#[tokio::test]
+async fn a_refused_start_date_narrows_the_window_and_the_cycle_succeeds() {
+    let fake = Fake::start(|req, _| {
+        if req.path.ends_with("/oauth/token") {
+            return token("t", 3600);
+        }
+        let start = url_pairs(&req.query)["startDate"].clone();
+        let start = chrono::DateTime::parse_from_rfc3339(&start).unwrap().to_utc();
+        if chrono::Utc::now() - start > chrono::Duration::days(30) - chrono::Duration::hours(3) {
+            return Answer::json(
+                400,
+                r#"{"errorMessage":"Bad request","statusError":"BAD_REQUEST","errorDetails":{"startDate":[{"errorCode":"INVALID","message":"too far in the past","params":{}}]}}"#,
+            );
+        }
+        Answer::json(200, r#"{"sessions":[]}"#)
+    })
+    .await;
+    let exporter = Exporter::start(&with_interval(&fake.url(), "1s")).await;
+    wait_for("ready", Duration::from_secs(15), || async {
+        (exporter.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    let m = exporter.scrape().await;
+    assert_eq!(m.value("cloudconnexa_up"), Some(1.0));
+    assert_eq!(
+        m.sum(
+            "cloudconnexa_poll_errors_total",
+            &[("kind", "history_window")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        m.sum("cloudconnexa_api_requests_total", &[("code", "400")]),
+        2.0,
+        "1 h and 2 h margins refused, 4 h accepted"
+    );
+    exporter.stop().await;
+}
+
+/// Each failure that outlasts the retries is counted under its own kind, and the exporter stays up.
+#[tokio::test]
+async fn persistent_failures_are_counted_by_kind() {
+    for (kind, answer) in [
+        ("http", Answer::json(503, "unavailable")),
+        ("decode", Answer::json(200, r#"{"sessions":[{"id""#)),
+        (
+            "timeout",
+            Answer::json(200, r#"{"sessions":[]}"#).delayed(Duration::from_secs(3)),
+        ),
+        ("http", Answer::json(404, "")),
+    ] {
+        let answer = std::sync::Arc::new(answer);
+        let fake = Fake::start(move |req, _| {
+            if req.path.ends_with("/oauth/token") {
+                return token("t", 3600);
+            }
+            Answer {
+                status: answer.status,
+                headers: answer.headers.clone(),
+                body: answer.body.clone(),
+                delay: answer.delay,
+            }
+        })
+        .await;
+        let mut args = with_interval(&fake.url(), "1s");
+        args.extend(["--cloudconnexa.timeout".into(), "1s".into()]);
+        let exporter = Exporter::start(&args).await;
+        wait_for(kind, Duration::from_secs(30), || async {
+            let m = exporter.scrape().await;
+            (m.sum("cloudconnexa_poll_errors_total", &[("kind", kind)]) >= 1.0).then_some(())
+        })
+        .await;
+        let m = exporter.scrape().await;
+        assert_eq!(m.value("cloudconnexa_up"), Some(0.0), "{kind}");
+        assert_eq!(exporter.get("/healthz").await.0, 200, "{kind}: still alive");
+        exporter.stop().await;
+    }
+}

@@ -10,6 +10,7 @@ use axum::http::{Request, Response};
 /// What the fake saw of one request.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    pub at: std::time::Instant,
     pub method: String,
     pub path: String,
     pub query: String,
@@ -21,6 +22,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
+    /// Wait this long before answering.
+    pub delay: Option<std::time::Duration>,
 }
 
 impl Answer {
@@ -29,7 +32,18 @@ impl Answer {
             status,
             headers: vec![("content-type", "application/json".into())],
             body: body.into(),
+            delay: None,
         }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn delayed(mut self, delay: std::time::Duration) -> Self {
+        self.delay = Some(delay);
+        self
     }
 }
 
@@ -53,6 +67,7 @@ impl Fake {
             let log = log.clone();
             async move {
                 let s = Seen {
+                    at: std::time::Instant::now(),
                     method: req.method().to_string(),
                     path: req.uri().path().to_owned(),
                     query: req.uri().query().unwrap_or_default().to_owned(),
@@ -68,6 +83,9 @@ impl Fake {
                     l.len() - 1
                 };
                 let a = handler(&s, index);
+                if let Some(d) = a.delay {
+                    tokio::time::sleep(d).await;
+                }
                 let mut r = Response::builder()
                     .status(a.status)
                     .header("date", httpdate(chrono::Utc::now()));
