@@ -305,3 +305,63 @@ fn debug_output_of_the_configuration_hides_the_secret() {
         "{debug}"
     );
 }
+
+/// `--demo` needs no credentials, becomes ready, and SIGINT stops it with status 0.
+#[tokio::test]
+async fn demo_mode_serves_and_sigint_stops_cleanly() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = Command::new(BIN)
+        .args([
+            "--demo",
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_clear()
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let metrics = wait_for("demo metrics", Duration::from_secs(15), || {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let text = http.get(&url).send().await.ok()?.text().await.ok()?;
+            let m = Metrics::parse(&text);
+            (m.value("cloudconnexa_up") == Some(1.0)).then_some(m)
+        }
+    })
+    .await;
+    let regions = metrics.sum_by("cloudconnexa_sessions_active", "vpn_region");
+    assert!(
+        regions.len() >= 3,
+        "active sessions in at least three regions: {regions:?}"
+    );
+    let sent = tokio::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "stopped in {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
