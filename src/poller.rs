@@ -285,39 +285,52 @@ impl Poller {
         // The first token request also teaches the server's clock.
         self.client.ensure_token().await?;
         let now = self.client.server_now();
-        if self.tracker.is_none() {
-            let uptime = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
-            let t0 = now - uptime;
-            tracing::info!(t0 = %t0, "counting sessions from T0 on the API server's clock");
-            self.tracker = Some(SessionTracker::new(t0, self.dims.clone()));
+        let mut tracker = match self.tracker.take() {
+            Some(t) => t,
+            None => {
+                let uptime = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
+                let t0 = now - uptime;
+                tracing::info!(t0 = %t0, "counting sessions from T0 on the API server's clock");
+                SessionTracker::new(t0, self.dims.clone())
+            }
+        };
+        // The tracker is lent to the cycle and always put back, whatever the cycle's outcome.
+        let result = self.cycle(&mut tracker).await;
+        if result.is_ok() {
+            self.metrics.publish(tracker.snapshot());
         }
+        self.tracker = Some(tracker);
+        result
+    }
+
+    async fn cycle(&mut self, tracker: &mut SessionTracker) -> Result<CycleSummary, UpstreamError> {
         let mut summary = CycleSummary::default();
         if self.next_resync.is_none_or(|at| Instant::now() >= at) {
-            let stats = self.full_listing(&mut summary.outcome).await?;
+            let stats = self.full_listing(tracker, &mut summary.outcome).await?;
             self.schedule_resync(stats.pages);
             summary.full = Some(stats);
         }
-        summary.window = self.window(&mut summary.outcome).await?;
-        if let Some(tracker) = &self.tracker {
-            self.metrics.publish(tracker.snapshot());
-        }
+        summary.window = self.window(tracker, &mut summary.outcome).await?;
         Ok(summary)
     }
 
     async fn full_listing(
         &mut self,
+        tracker: &mut SessionTracker,
         outcome: &mut BatchOutcome,
     ) -> Result<ListingStats, UpstreamError> {
         let listed_at = self.client.server_now();
-        if let Some(t) = self.tracker.as_mut() {
-            t.begin_full_listing();
-        }
+        tracker.begin_full_listing();
         let stats = self
-            .list(Some(SessionStatus::Active), listed_at, None, outcome)
+            .list(
+                tracker,
+                Some(SessionStatus::Active),
+                listed_at,
+                None,
+                outcome,
+            )
             .await?;
-        if let Some(t) = self.tracker.as_mut() {
-            t.finish_full_listing(listed_at);
-        }
+        tracker.finish_full_listing(listed_at);
         self.listed_at = Some(listed_at);
         if self.status.mark_ready() {
             tracing::info!(
@@ -329,23 +342,25 @@ impl Poller {
         Ok(stats)
     }
 
-    async fn window(&mut self, outcome: &mut BatchOutcome) -> Result<ListingStats, UpstreamError> {
+    async fn window(
+        &mut self,
+        tracker: &mut SessionTracker,
+        outcome: &mut BatchOutcome,
+    ) -> Result<ListingStats, UpstreamError> {
         let overlap = chrono::Duration::from_std(self.config.overlap).unwrap_or_default();
         let end = self.client.server_now();
-        let from = match (self.window_end, self.listed_at, &self.tracker) {
-            (Some(prev), _, _) => prev,
-            // First window: from T0 (or the first listing, if earlier), so every session that
-            // ended since the start is seen.
-            (None, listed, Some(t)) => listed.map_or(t.t0(), |l| l.min(t.t0())),
-            (None, _, None) => end,
-        };
-        let stats = self.list(None, from - overlap, Some(end), outcome).await?;
+        // The first window starts at T0 (or the first listing, if earlier), so every session
+        // that ended since the start is seen.
+        let from = self
+            .window_end
+            .unwrap_or_else(|| self.listed_at.map_or(tracker.t0(), |l| l.min(tracker.t0())));
+        let stats = self
+            .list(tracker, None, from - overlap, Some(end), outcome)
+            .await?;
         self.window_end = Some(end);
-        if let Some(t) = self.tracker.as_mut() {
-            let margin = chrono::Duration::from_std(self.config.horizon_margin).unwrap_or_default();
-            // The next window starts at `end - overlap`: nothing older can come back.
-            t.advance_horizon(end - overlap - margin);
-        }
+        let margin = chrono::Duration::from_std(self.config.horizon_margin).unwrap_or_default();
+        // The next window starts at `end - overlap`: nothing older can come back.
+        tracker.advance_horizon(end - overlap - margin);
         Ok(stats)
     }
 
@@ -353,6 +368,7 @@ impl Poller {
     /// tracker; on a history-window refusal, widens the margin and tries again.
     async fn list(
         &mut self,
+        tracker: &mut SessionTracker,
         status: Option<SessionStatus>,
         reference: DateTime<Utc>,
         end: Option<DateTime<Utc>>,
@@ -383,14 +399,11 @@ impl Poller {
                 end,
                 return_only_new: false,
             };
-            let tracker = &mut self.tracker;
             let result = self
                 .client
                 .list_sessions(&query, self.config.max_pages, &mut |page, observed_at| {
-                    if let Some(t) = tracker.as_mut() {
-                        *outcome += t.apply(&page.sessions, observed_at);
-                        outcome.invalid += page.skipped;
-                    }
+                    *outcome += tracker.apply(&page.sessions, observed_at);
+                    outcome.invalid += page.skipped;
                 })
                 .await;
             match result {

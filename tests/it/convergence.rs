@@ -18,8 +18,16 @@ struct Sim {
     url: String,
 }
 
+/// A Tuesday at 14:00 UTC: the American morning and the European afternoon, so the world churns
+/// whatever the time the tests run at.
+fn busy_start() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-10T14:00:00Z")
+        .unwrap()
+        .to_utc()
+}
+
 async fn start_sim(config: SimConfig) -> Sim {
-    let sim = Simulator::new(config);
+    let sim = Simulator::starting_at(config, busy_start());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(sim::serve(listener, sim.clone(), std::future::pending()));
@@ -31,8 +39,8 @@ async fn start_sim(config: SimConfig) -> Sim {
 fn hostile(seed: u64) -> SimConfig {
     SimConfig {
         seed,
-        users: 400,
-        speed: 20.0,
+        users: 600,
+        speed: 30.0,
         rate_limit: Some(RateLimit {
             burst: 20,
             replenish_rate: 2,
