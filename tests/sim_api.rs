@@ -1159,6 +1159,5 @@ fn the_demo_tenant_lets_an_exporter_poll_every_15_seconds() {
             replenish_time: Duration::from_secs(3)
         }
     );
-    assert!((550..=650).contains(&demo.users));
-    assert_eq!(demo.speed, 1.0);
+    assert_eq!(demo.speed, 1.0, "the demo runs on the real clock");
 }

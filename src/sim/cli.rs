@@ -306,6 +306,7 @@ impl SimulateArgs {
             faults,
             bump_updated_on_traffic: self.bump_updated_on_traffic,
             outages_per_day: self.outages_per_day,
+            always_on_boost: 1.0,
         })
     }
 }

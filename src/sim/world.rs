@@ -62,6 +62,8 @@ pub(crate) struct WorldParams {
     pub(crate) bump_updated_on_traffic: bool,
     /// Expected region outages per day, over all regions.
     pub(crate) outages_per_day: f64,
+    /// Multiplies each user group's share of always-on devices (capped at every user).
+    pub(crate) always_on_boost: f64,
 }
 
 /// A session's status as the API names it.
@@ -136,7 +138,7 @@ struct Company {
 }
 
 impl Company {
-    fn generate(seed: u64, users: u32) -> Company {
+    fn generate(seed: u64, users: u32, always_on_boost: f64) -> Company {
         let mut rng = rng_for(&[seed, tag::COMPANY]);
         let network_ids = NETWORKS.iter().map(|_| uuid(&mut rng)).collect();
         let host_ids = NETWORKS
@@ -173,7 +175,7 @@ impl Company {
                 devices.push(Self::device(&mut rng, first, last, phone_os));
             }
             let always_on = rng
-                .random_bool(habits.always_on)
+                .random_bool((habits.always_on * always_on_boost).clamp(0.0, 1.0))
                 .then(|| (devices.len() - 1) as u8);
             let start_hour = (8.6 + 0.7 * normal(&mut rng)).clamp(6.5, 11.0);
             let day_hours = rng.random_range(7.5..9.5);
@@ -468,7 +470,7 @@ impl World {
     pub(crate) fn new(params: WorldParams, now: i64) -> World {
         let origin = now - WARM_UP;
         let mut world = World {
-            company: Company::generate(params.seed, params.users),
+            company: Company::generate(params.seed, params.users, params.always_on_boost),
             params,
             origin,
             churn_now: origin,
@@ -1128,6 +1130,7 @@ mod tests {
             users,
             bump_updated_on_traffic: false,
             outages_per_day: 0.5,
+            always_on_boost: 1.0,
         }
     }
 
