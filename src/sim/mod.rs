@@ -150,18 +150,20 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
-    /// The tenant behind the exporter's `--demo`: 2,500 users, an outage every few hours, and a
-    /// rate limit (burst 20, one token per 3 s) that lets an exporter poll every 15 s. Three times
-    /// the usual share of always-connected devices keeps sessions starting and ending even on a
-    /// weekend night, so a demo started at any hour shows changes within a minute.
+    /// The tenant behind the exporter's `--demo`: 5,000 users, an outage every few hours, and a
+    /// rate limit (burst 50, one token per 2 s) that takes the first full listing in one burst and
+    /// lets an exporter poll every 15 s. Three times the usual share of always-connected devices
+    /// keeps sessions starting and ending even on a weekend night: sampled hourly through a week,
+    /// every 50-second span after a start holds at least one session end, so a demo shows ends,
+    /// durations and traffic within its first minute at any hour.
     pub fn demo() -> Self {
         Self {
-            users: 2500,
+            users: 5000,
             always_on_boost: 3.0,
             rate_limit: Some(RateLimit {
-                burst: 20,
+                burst: 50,
                 replenish_rate: 1,
-                replenish_time: Duration::from_secs(3),
+                replenish_time: Duration::from_secs(2),
             }),
             outages_per_day: 4.0,
             ..Self::default()
