@@ -10,8 +10,9 @@
 #   - Alertmanager, sending every alert to that webhook,
 #   - Prometheus, scraping both exporters every 2s and evaluating the project's alert rules.
 # Then it checks that both targets are up, that `promtool check metrics` finds nothing to say
-# about either exporter's output, that every query of every dashboard panel is valid and at
-# least 90% of them return data, that every dashboard variable lists values, that every rule
+# about either exporter's output, that every query of every dashboard panel is valid for both
+# exporters and that at least 90% of them return data for the one polling the simulator (the
+# share for --demo is shown too), that every dashboard variable lists values, that every rule
 # evaluates healthy, and finally revokes the credentials in the simulator and waits for
 # CloudConnexaCredentialsRejected to travel exporter -> Prometheus -> Alertmanager -> webhook.
 #
@@ -141,10 +142,14 @@ EOF
 
 # --- processes ------------------------------------------------------------------------------
 start webhook python3 "$helper" webhook "$p_hook" "$work/webhook.jsonl"
-# A fast world (a minute per second) so that sessions start, end and fail within the test, and
-# a rate limit generous enough for a poll every 2 seconds (it still sends the headers).
-start simulator "$bin" simulate --listen-address "127.0.0.1:$p_sim" --seed 7 --speed 60 \
+# The simulated world runs 300 times faster than real time (5 hours a minute), so that within
+# the test sessions start, end and fail at any hour and on any day of the week (the world follows
+# office hours and weekends). Its rate limit lets the exporter poll every 2s and still sends the
+# rate-limit headers.
+start simulator "$bin" simulate --listen-address "127.0.0.1:$p_sim" --seed 7 --speed 300 \
     --rate-limit.burst 200 --rate-limit.replenish-rate 100 --rate-limit.replenish-time 1s
+# The exporter starts once the simulator answers, so that its first poll does not have to retry.
+check "simulator answers" wait_http simulator "$sim/_sim/faults" 30
 start exporter "$bin" --cloudconnexa.url "$sim" --cloudconnexa.client-id demo \
     --cloudconnexa.client-secret-file "$work/secret" --poll.interval 2s \
     --web.listen-address "$exporter"
@@ -155,9 +160,9 @@ start alertmanager prometheus-alertmanager --config.file="$work/alertmanager.yml
 start prometheus prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prometheus" \
     --web.listen-address="127.0.0.1:$p_prom" --log.level=warn
 
+
 # --- checks ---------------------------------------------------------------------------------
 check "webhook receiver answers" wait_http webhook "http://127.0.0.1:$p_hook/" 20
-check "simulator answers" wait_http simulator "$sim/_sim/faults" 30
 check "exporter is ready (simulated tenant)" wait_http exporter "http://$exporter/readyz" 60
 check "exporter is ready (--demo)" wait_http demo "http://$demo/readyz" 60
 check "Alertmanager is ready" wait_http alertmanager "$am/-/ready" 30
@@ -166,17 +171,22 @@ note "promtool check metrics is silent (simulated tenant)" metrics_lint "http://
 note "promtool check metrics is silent (--demo)" metrics_lint "http://$demo/metrics"
 check "Prometheus scrapes both exporters, targets up" python3 "$helper" targets-up "$prom" 2 30
 
-# Let Prometheus collect a little history before querying it: some scrapes of each exporter,
-# and (for at most 50s after the start) a first ended session on the --demo exporter.
-python3 "$helper" wait-query "$prom" "count_over_time(cloudconnexa_up{instance=\"$demo\"}[1m]) >= 6" 30 >/dev/null
-python3 "$helper" wait-query "$prom" "cloudconnexa_sessions_ended_total{instance=\"$demo\"}" \
+# Let Prometheus collect a little history before querying it: a few scrapes since the first
+# ended session (rates need two samples) and, within a deadline, a first failed session.
+python3 "$helper" wait-query "$prom" \
+    "count_over_time(cloudconnexa_sessions_ended_total{instance=\"$exporter\"}[1m]) >= 3" 40 >/dev/null
+python3 "$helper" wait-query "$prom" \
+    "count_over_time(cloudconnexa_sessions_failed_total{instance=\"$exporter\"}[1m]) >= 2" \
     $((started + 50 > SECONDS ? started + 50 - SECONDS : 1)) >/dev/null
 echo "     (data collected for $((SECONDS - started))s)"
 
-note "dashboard queries valid, >= 90% with data (--demo)" \
-    python3 "$helper" dashboards "$prom" "$demo" dashboards/*.json
 note "dashboard queries valid, >= 90% with data (simulated tenant)" \
-    python3 "$helper" dashboards "$prom" "$exporter" dashboards/*.json
+    python3 "$helper" dashboards "$prom" "$exporter" 0.9 dashboards/*.json
+# The --demo tenant runs in real time, so how many sessions end or fail in the test's minute
+# depends on the hour and the day of the week: its share of queries with data is shown, but
+# only the validity of its queries is required.
+note "dashboard queries valid (--demo)" \
+    python3 "$helper" dashboards "$prom" "$demo" 0 dashboards/*.json
 note "dashboard variables list values" python3 "$helper" variables "$prom" "$demo" dashboards/*.json
 note "every rule evaluates healthy" python3 "$helper" rules-healthy "$prom" 30
 

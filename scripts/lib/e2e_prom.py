@@ -6,7 +6,8 @@ of Prometheus and Alertmanager. Standard library only.
     e2e_prom.py webhook PORT FILE                 serve; append each POST body to FILE as a line
     e2e_prom.py targets-up PROM N TIMEOUT         N active targets, all up
     e2e_prom.py wait-query PROM EXPR TIMEOUT      until EXPR returns at least one series
-    e2e_prom.py dashboards PROM INSTANCE FILE...  every panel query valid, at least 90% with data
+    e2e_prom.py dashboards PROM INSTANCE MIN_SHARE FILE...
+                                                  every panel query valid, MIN_SHARE of them with data
     e2e_prom.py variables PROM INSTANCE FILE...   every variable query valid and non-empty
     e2e_prom.py rules-healthy PROM TIMEOUT        every rule evaluated, all healthy
     e2e_prom.py wait-alert FILE ALERTNAME INSTANCE TIMEOUT
@@ -38,8 +39,6 @@ GRAFANA_VARS = {
     "protocol": ".*",
     "os_type": ".*",
 }
-DATA_SHARE = 0.9
-
 
 def get(prom, path, **params):
     url = f"{prom}{path}"
@@ -138,7 +137,7 @@ def wait_query(prom, expr, timeout):
     return 1
 
 
-def dashboards(prom, instance, files):
+def dashboards(prom, instance, min_share, files):
     now = time.time()
     total, with_data, invalid, empty = 0, 0, [], []
     for path in files:
@@ -166,7 +165,7 @@ def dashboards(prom, instance, files):
         print(f"  INVALID: {e}")
     if len(invalid) > 10:
         print(f"  ... and {len(invalid) - 10} more invalid")
-    return 0 if total and not invalid and share >= DATA_SHARE else 1
+    return 0 if total and not invalid and share >= float(min_share) else 1
 
 
 def variables(prom, instance, files):
@@ -237,8 +236,10 @@ def main(argv):
         "rules-healthy": rules_healthy,
         "wait-alert": wait_alert,
     }
-    if len(argv) >= 2 and argv[1] in ("dashboards", "variables") and len(argv) >= 5:
-        return {"dashboards": dashboards, "variables": variables}[argv[1]](argv[2], argv[3], argv[4:])
+    if len(argv) >= 6 and argv[1] == "dashboards":
+        return dashboards(argv[2], argv[3], argv[4], argv[5:])
+    if len(argv) >= 5 and argv[1] == "variables":
+        return variables(argv[2], argv[3], argv[4:])
     if len(argv) >= 2 and argv[1] in commands:
         return commands[argv[1]](*argv[2:])
     print(__doc__.strip(), file=sys.stderr)
