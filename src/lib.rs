@@ -16,7 +16,189 @@
 //! - [`metrics`]: the owned registry, the snapshot collector, self-metrics and encoding.
 //! - [`server`]: the HTTP router (`/metrics`, `/`, `/healthz`, `/readyz`) and the serving loop.
 //! - [`sim`]: the simulated CloudConnexa tenant behind `--demo`, `simulate` and the tests.
+//! - [`web`]: `--web.config.file` (TLS, basic auth, headers, reloads) and connection deadlines.
 
+pub mod clock;
 pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod poller;
 pub mod secret;
+pub mod server;
 pub mod sim;
+pub mod tracker;
+pub mod upstream;
+pub mod web;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, Source};
+use crate::metrics::Metrics;
+use crate::poller::{PollStatus, Poller};
+use crate::secret::Secret;
+use crate::upstream::client::{ApiClient, ApiVersion, ClientConfig, RetryPolicy};
+use crate::upstream::error::UpstreamError;
+
+/// How long the poller may take to notice shutdown before it is abandoned.
+const POLLER_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why the exporter stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Serving HTTP failed.
+    #[error("serving HTTP: {0}")]
+    Serve(#[source] std::io::Error),
+    /// The in-process simulated tenant of `--demo` could not start.
+    #[error("starting the simulated tenant: {0}")]
+    Demo(#[source] std::io::Error),
+    /// The HTTP client could not be built.
+    #[error("building the API client: {0}")]
+    Client(#[source] UpstreamError),
+}
+
+/// Parts of the outside world a test may replace.
+#[derive(Clone)]
+pub struct Edges {
+    /// The local wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// Retry and backoff of API requests (tests shorten the waits).
+    pub retry: RetryPolicy,
+}
+
+impl Default for Edges {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Runs the exporter on `listener` until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    run_with(config, listener, shutdown, Edges::default()).await
+}
+
+/// [`run`] with injected edges.
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    edges: Edges,
+) -> Result<(), RunError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let client_config = match &config.source {
+        Source::Api(c) => ClientConfig {
+            retry: edges.retry,
+            ..(**c).clone()
+        },
+        Source::Demo => start_demo(&config, edges.retry, stop_rx.clone()).await?,
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        api = %client_config.base_url,
+        api_version = client_config.api_version.as_str(),
+        client_id = %client_config.client_id,
+        poll_interval_s = config.poll.interval.as_secs_f64(),
+        labels = ?config.labels.iter().map(|d| d.label_name()).collect::<Vec<_>>(),
+        "starting cloudconnexa_exporter"
+    );
+    let metrics = Arc::new(Metrics::new(
+        config.labels.iter().map(|d| d.label_name()).collect(),
+    ));
+    let status = Arc::new(PollStatus::default());
+    let client = ApiClient::new(client_config, edges.clock.clone(), metrics.clone())
+        .map_err(RunError::Client)?;
+    let poller = Poller::new(
+        client,
+        config.poll.clone(),
+        config.labels.clone(),
+        metrics.clone(),
+        status.clone(),
+        edges.clock,
+    );
+    let poll_task = tokio::spawn(poller.run(stop_rx.clone()));
+    let web = config.web_config.clone().map(|c| {
+        let gauges = metrics
+            .register_web_config_gauges()
+            .inspect_err(|e| tracing::warn!(error = %e, "web configuration gauges unavailable"))
+            .ok();
+        web::WebConfigHandle::new(c, gauges)
+    });
+    if let Some(w) = &web {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(w.clone().watch(config.web_reload_interval, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+    }
+    let app = server::router(server::AppState {
+        metrics,
+        status,
+        telemetry_path: config.telemetry_path.clone(),
+    });
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(
+            address = %addr,
+            path = %config.telemetry_path,
+            tls = web.as_ref().is_some_and(|w| w.current().tls().is_some()),
+            basic_auth = web.as_ref().is_some_and(|w| w.current().auth().is_some()),
+            "serving metrics"
+        );
+    }
+    let served = server::serve(listener, app, web, shutdown).await;
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(POLLER_STOP_TIMEOUT, poll_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the poller did not stop in time");
+    }
+    tracing::info!("stopped");
+    served.map_err(RunError::Serve)
+}
+
+/// Starts the simulated tenant on a loopback port and returns how to reach it.
+async fn start_demo(
+    config: &Config,
+    retry: RetryPolicy,
+    stop: watch::Receiver<bool>,
+) -> Result<ClientConfig, RunError> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(RunError::Demo)?;
+    let addr = listener.local_addr().map_err(RunError::Demo)?;
+    let sim_config = sim::SimConfig::demo();
+    let client_id = sim_config.client_id.clone();
+    let client_secret: Secret = sim_config.client_secret.clone();
+    let simulator = sim::Simulator::new(sim_config);
+    tokio::spawn(async move {
+        let mut stop = stop;
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = sim::serve(listener, simulator, shutdown).await {
+            tracing::error!(error = %e, "the simulated tenant stopped");
+        }
+    });
+    tracing::info!(address = %addr, "demo mode: polling the built-in simulated tenant");
+    let base_url = reqwest::Url::parse(&format!("http://{addr}"))
+        .map_err(|e| RunError::Demo(std::io::Error::other(e)))?;
+    Ok(ClientConfig {
+        base_url,
+        api_version: ApiVersion::V1,
+        client_id,
+        client_secret,
+        request_timeout: config.request_timeout,
+        retry,
+    })
+}

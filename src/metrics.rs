@@ -1,0 +1,536 @@
+//! Everything `/metrics` shows: the owned registry, the snapshot collector, self-metrics, encoding.
+//!
+//! Session metrics are not kept in live counters: the poller publishes a [`Snapshot`] of the
+//! tracker at the end of each cycle, and [`SnapshotCollector`] builds fresh metric families from it
+//! at encoding time (like the `prometheus` crate's own `ProcessCollector`). So a scrape never sees a
+//! half-applied cycle, and label sets without active sessions vanish from the gauge by themselves.
+//!
+//! Encoding is cached: the text (and its gzip form) is rebuilt when a new snapshot is published or
+//! when the cached copy is older than [`MAX_ENCODED_AGE`] (so self-metrics such as request counts and
+//! process CPU stay fresh), never once per scrape. A scrape costs a lock and a clone of `Bytes`.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricFamily, MetricType};
+use prometheus::{
+    Counter, Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use crate::tracker::{DURATION_BUCKETS, LabelValues, Snapshot};
+use crate::upstream::error::ErrorKind;
+use crate::upstream::rate::Budget;
+
+/// The longest a cached encoding is served before it is rebuilt.
+pub const MAX_ENCODED_AGE: Duration = Duration::from_secs(1);
+
+/// Content type of the Prometheus text format 0.0.4.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const FROM_LAST_POLL: &str =
+    "(from the last background poll of the CloudConnexa API, not read at scrape time)";
+
+/// The exporter's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// `cloudconnexa_up`.
+    pub up: IntGauge,
+    /// `cloudconnexa_last_successful_poll_timestamp_seconds`.
+    pub last_success: Gauge,
+    /// `cloudconnexa_poll_duration_seconds`.
+    pub poll_duration: Gauge,
+    /// `cloudconnexa_poll_errors_total{kind}`.
+    pub poll_errors: IntCounterVec,
+    /// `cloudconnexa_poll_cycles_total`.
+    pub poll_cycles: IntCounter,
+    /// `cloudconnexa_api_requests_total{endpoint,code}`.
+    pub api_requests: IntCounterVec,
+    /// `cloudconnexa_rate_limit_wait_seconds_total`.
+    pub rate_limit_wait: Counter,
+    shared: Arc<Shared>,
+    generation: AtomicU64,
+    cache: Mutex<Option<Encoded>>,
+}
+
+/// State read by [`SnapshotCollector`] at encoding time.
+#[derive(Default)]
+struct Shared {
+    snapshot: RwLock<Arc<Snapshot>>,
+    upstream: RwLock<UpstreamGauges>,
+}
+
+/// Gauges that exist only once the API has told us their value.
+#[derive(Debug, Default, Clone, Copy)]
+struct UpstreamGauges {
+    budget: Option<Budget>,
+    clock_skew_seconds: Option<f64>,
+}
+
+/// One encoding of the registry.
+#[derive(Clone)]
+pub struct Encoded {
+    /// The text format.
+    pub text: Bytes,
+    /// The same, gzip-compressed.
+    pub gzip: Bytes,
+    generation: u64,
+    at: Instant,
+}
+
+impl Metrics {
+    /// Registers every metric; `label_names` are the session dimensions chosen by configuration.
+    pub fn new(label_names: Vec<&'static str>) -> Self {
+        let registry = Registry::new();
+        let up = IntGauge::new(
+            "cloudconnexa_up",
+            "1 if the last poll cycle of the CloudConnexa API succeeded, else 0.",
+        )
+        .expect("valid metric");
+        let last_success = Gauge::new(
+            "cloudconnexa_last_successful_poll_timestamp_seconds",
+            "Unix time of the end of the last successful poll cycle of the CloudConnexa API.",
+        )
+        .expect("valid metric");
+        let poll_duration = Gauge::new(
+            "cloudconnexa_poll_duration_seconds",
+            "How long the last poll cycle took, waits for the API's rate limit included.",
+        )
+        .expect("valid metric");
+        let poll_errors = IntCounterVec::new(
+            Opts::new(
+                "cloudconnexa_poll_errors_total",
+                "Failed poll cycles by cause.",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let poll_cycles = IntCounter::new(
+            "cloudconnexa_poll_cycles_total",
+            "Poll cycles run, successful or not.",
+        )
+        .expect("valid metric");
+        let api_requests = IntCounterVec::new(
+            Opts::new(
+                "cloudconnexa_api_requests_total",
+                "Requests sent to the CloudConnexa API by endpoint and HTTP status (error: no response).",
+            ),
+            &["endpoint", "code"],
+        )
+        .expect("valid metric");
+        let rate_limit_wait = Counter::new(
+            "cloudconnexa_rate_limit_wait_seconds_total",
+            "Time spent waiting for the CloudConnexa API's rate limit before sending requests.",
+        )
+        .expect("valid metric");
+        let build_info = IntGauge::with_opts(
+            Opts::new(
+                "cloudconnexa_exporter_build_info",
+                "Build information of cloudconnexa_exporter; always 1.",
+            )
+            .const_label("version", env!("CARGO_PKG_VERSION"))
+            .const_label("revision", env!("CLOUDCONNEXA_REVISION"))
+            .const_label("rustc_version", env!("CLOUDCONNEXA_RUSTC_VERSION")),
+        )
+        .expect("valid metric");
+        build_info.set(1);
+        for kind in ErrorKind::ALL {
+            poll_errors.with_label_values(&[kind.as_str()]);
+        }
+        let shared = Arc::new(Shared::default());
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(up.clone()),
+            Box::new(last_success.clone()),
+            Box::new(poll_duration.clone()),
+            Box::new(poll_errors.clone()),
+            Box::new(poll_cycles.clone()),
+            Box::new(api_requests.clone()),
+            Box::new(rate_limit_wait.clone()),
+            Box::new(build_info),
+            Box::new(SnapshotCollector::new(label_names, shared.clone())),
+        ];
+        for c in collectors {
+            registry.register(c).expect("metric names are unique");
+        }
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process metrics register once");
+        Self {
+            registry,
+            up,
+            last_success,
+            poll_duration,
+            poll_errors,
+            poll_cycles,
+            api_requests,
+            rate_limit_wait,
+            shared,
+            generation: AtomicU64::new(0),
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// Publishes the tracker's state at the end of a cycle.
+    pub fn publish(&self, snapshot: Snapshot) {
+        *self
+            .shared
+            .snapshot
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Records the rate-limit headers of the last response that had them.
+    pub fn set_budget(&self, budget: Budget) {
+        self.shared
+            .upstream
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .budget = Some(budget);
+    }
+
+    /// Records the API server's clock minus the local clock.
+    pub fn set_clock_skew(&self, seconds: f64) {
+        self.shared
+            .upstream
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clock_skew_seconds = Some(seconds);
+    }
+
+    /// Counts a request sent upstream.
+    pub fn count_request(&self, endpoint: &str, code: Option<u16>) {
+        let code = code.map_or_else(|| "error".to_owned(), |c| c.to_string());
+        self.api_requests
+            .with_label_values(&[endpoint, &code])
+            .inc();
+    }
+
+    /// The current encoding, rebuilt when stale.
+    pub fn encoded(&self) -> Encoded {
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = cache
+            .as_ref()
+            .filter(|e| e.generation == generation && e.at.elapsed() < MAX_ENCODED_AGE)
+        {
+            return e.clone();
+        }
+        let text = Bytes::from(self.encode_text());
+        let gzip = Bytes::from(gzip(&text));
+        let fresh = Encoded {
+            text,
+            gzip,
+            generation,
+            at: Instant::now(),
+        };
+        *cache = Some(fresh.clone());
+        fresh
+    }
+
+    /// Encodes the registry in the text format, bypassing the cache.
+    pub fn encode_text(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        // Encoding into a Vec cannot fail on IO; a malformed family would be a bug worth logging.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        buf
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(data);
+    enc.finish().unwrap_or_default()
+}
+
+/// The state of `--web.config.file` reloads; registered only when a web configuration is in use,
+/// so exporters without one do not show a reload that never happens.
+#[derive(Clone)]
+pub struct WebConfigGauges {
+    /// `cloudconnexa_exporter_web_config_last_reload_successful`.
+    pub last_reload_successful: IntGauge,
+    /// `cloudconnexa_exporter_web_config_last_reload_success_timestamp_seconds`.
+    pub last_reload_success_timestamp: Gauge,
+}
+
+impl Metrics {
+    /// Registers the [`WebConfigGauges`]; fails if called twice.
+    pub fn register_web_config_gauges(&self) -> prometheus::Result<WebConfigGauges> {
+        let last_reload_successful = IntGauge::new(
+            "cloudconnexa_exporter_web_config_last_reload_successful",
+            "1 if the last load of the web configuration file (TLS, basic auth) succeeded, else 0.",
+        )?;
+        let last_reload_success_timestamp = Gauge::new(
+            "cloudconnexa_exporter_web_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful load of the web configuration file.",
+        )?;
+        self.registry
+            .register(Box::new(last_reload_successful.clone()))?;
+        self.registry
+            .register(Box::new(last_reload_success_timestamp.clone()))?;
+        Ok(WebConfigGauges {
+            last_reload_successful,
+            last_reload_success_timestamp,
+        })
+    }
+}
+
+/// Builds the session families (and the rate-limit and skew gauges) from the published state.
+struct SnapshotCollector {
+    label_names: Vec<&'static str>,
+    descs: Vec<Desc>,
+    shared: Arc<Shared>,
+}
+
+/// Name, help and extra label of each session family, in output order.
+const SESSION_FAMILIES: [(&str, &str); 6] = [
+    (
+        "cloudconnexa_sessions_active",
+        "Sessions whose status is ACTIVE",
+    ),
+    (
+        "cloudconnexa_sessions_started_total",
+        "Sessions that started at or after the exporter's start, each counted once",
+    ),
+    (
+        "cloudconnexa_sessions_ended_total",
+        "Sessions that ended (COMPLETED or FAILED) at or after the exporter's start, each counted once, by disconnect reason",
+    ),
+    (
+        "cloudconnexa_sessions_failed_total",
+        "Sessions that FAILED at or after the exporter's start, each counted once, by disconnect reason",
+    ),
+    (
+        "cloudconnexa_session_in_bytes_total",
+        "Bytes in (bytesIn) moved by sessions active at or after the exporter's start",
+    ),
+    (
+        "cloudconnexa_session_out_bytes_total",
+        "Bytes out (bytesOut) moved by sessions active at or after the exporter's start",
+    ),
+];
+
+const DURATION_FAMILY: (&str, &str) = (
+    "cloudconnexa_session_duration_seconds",
+    "Length of each session that ended at or after the exporter's start",
+);
+
+const BUDGET_REMAINING: (&str, &str) = (
+    "cloudconnexa_api_rate_limit_remaining",
+    "X-RateLimit-Remaining from the last CloudConnexa API response that had it.",
+);
+const BUDGET_BURST: (&str, &str) = (
+    "cloudconnexa_api_rate_limit_burst_capacity",
+    "X-RateLimit-Burst-Capacity from the last CloudConnexa API response that had it.",
+);
+const CLOCK_SKEW: (&str, &str) = (
+    "cloudconnexa_clock_skew_seconds",
+    "The CloudConnexa API server's clock (its Date header) minus the local clock.",
+);
+
+impl SnapshotCollector {
+    fn new(label_names: Vec<&'static str>, shared: Arc<Shared>) -> Self {
+        let dims: Vec<String> = label_names.iter().map(|s| (*s).to_owned()).collect();
+        let with_reason: Vec<String> = dims.iter().cloned().chain(["reason".to_owned()]).collect();
+        let mut descs = Vec::new();
+        for (i, (name, help)) in SESSION_FAMILIES.iter().enumerate() {
+            let labels = if i == 2 || i == 3 {
+                with_reason.clone()
+            } else {
+                dims.clone()
+            };
+            descs.push(
+                Desc::new(
+                    (*name).into(),
+                    format!("{help} {FROM_LAST_POLL}."),
+                    labels,
+                    Default::default(),
+                )
+                .expect("valid desc"),
+            );
+        }
+        descs.push(
+            Desc::new(
+                DURATION_FAMILY.0.into(),
+                format!("{} {FROM_LAST_POLL}.", DURATION_FAMILY.1),
+                vec!["vpn_region".into(), "status".into()],
+                Default::default(),
+            )
+            .expect("valid desc"),
+        );
+        for (name, help) in [BUDGET_REMAINING, BUDGET_BURST, CLOCK_SKEW] {
+            descs.push(
+                Desc::new(name.into(), help.into(), vec![], Default::default())
+                    .expect("valid desc"),
+            );
+        }
+        Self {
+            label_names,
+            descs,
+            shared,
+        }
+    }
+
+    fn labels(&self, values: &LabelValues, extra: &[(&str, &str)]) -> Vec<proto::LabelPair> {
+        self.label_names
+            .iter()
+            .zip(values.iter())
+            .map(|(n, v)| (*n, &**v))
+            .chain(extra.iter().copied())
+            .map(label_pair)
+            .collect()
+    }
+}
+
+fn label_pair((name, value): (&str, &str)) -> proto::LabelPair {
+    let mut p = proto::LabelPair::default();
+    p.set_name(name.to_owned());
+    p.set_value(value.to_owned());
+    p
+}
+
+fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<proto::Metric>) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name.to_owned());
+    f.set_help(help.to_owned());
+    f.set_field_type(kind);
+    f.set_metric(metrics);
+    f
+}
+
+fn sample(labels: Vec<proto::LabelPair>, kind: MetricType, value: f64) -> proto::Metric {
+    let mut m = proto::Metric::from_label(labels);
+    match kind {
+        MetricType::COUNTER => {
+            let mut c = proto::Counter::default();
+            c.set_value(value);
+            m.set_counter(c);
+        }
+        _ => {
+            let mut g = proto::Gauge::default();
+            g.set_value(value);
+            m.set_gauge(g);
+        }
+    }
+    m
+}
+
+impl Collector for SnapshotCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let snap = self
+            .shared
+            .snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let help = |i: usize| format!("{} {FROM_LAST_POLL}.", SESSION_FAMILIES[i].1);
+        let plain = |i: usize, kind: MetricType, series: &[(LabelValues, u64)]| {
+            let metrics = series
+                .iter()
+                .map(|(l, n)| sample(self.labels(l, &[]), kind, *n as f64))
+                .collect();
+            family(SESSION_FAMILIES[i].0, &help(i), kind, metrics)
+        };
+        let by_reason = |i: usize, series: &[(LabelValues, Arc<str>, u64)]| {
+            let metrics = series
+                .iter()
+                .map(|(l, r, n)| {
+                    sample(
+                        self.labels(l, &[("reason", r)]),
+                        MetricType::COUNTER,
+                        *n as f64,
+                    )
+                })
+                .collect();
+            family(
+                SESSION_FAMILIES[i].0,
+                &help(i),
+                MetricType::COUNTER,
+                metrics,
+            )
+        };
+        let durations = snap
+            .durations
+            .iter()
+            .map(|(region, status, h)| {
+                let mut m = proto::Metric::from_label(vec![
+                    label_pair(("vpn_region", region)),
+                    label_pair(("status", status.label_value())),
+                ]);
+                let mut hist = proto::Histogram::default();
+                let mut cumulative = 0;
+                let buckets = DURATION_BUCKETS
+                    .iter()
+                    .zip(h.buckets.iter())
+                    .map(|(&bound, &n)| {
+                        cumulative += n;
+                        let mut b = proto::Bucket::default();
+                        b.set_upper_bound(bound);
+                        b.set_cumulative_count(cumulative);
+                        b
+                    })
+                    .collect();
+                hist.set_bucket(buckets);
+                hist.set_sample_count(h.count);
+                hist.set_sample_sum(h.sum);
+                m.set_histogram(hist);
+                m
+            })
+            .collect();
+        let mut out = vec![
+            plain(0, MetricType::GAUGE, &snap.active),
+            plain(1, MetricType::COUNTER, &snap.started),
+            by_reason(2, &snap.ended),
+            by_reason(3, &snap.failed),
+            plain(4, MetricType::COUNTER, &snap.bytes_in),
+            plain(5, MetricType::COUNTER, &snap.bytes_out),
+            family(
+                DURATION_FAMILY.0,
+                &format!("{} {FROM_LAST_POLL}.", DURATION_FAMILY.1),
+                MetricType::HISTOGRAM,
+                durations,
+            ),
+        ];
+        let upstream = *self
+            .shared
+            .upstream
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut gauge = |(name, help): (&str, &str), value: Option<f64>| {
+            if let Some(v) = value {
+                out.push(family(
+                    name,
+                    help,
+                    MetricType::GAUGE,
+                    vec![sample(vec![], MetricType::GAUGE, v)],
+                ));
+            }
+        };
+        gauge(
+            BUDGET_REMAINING,
+            upstream.budget.map(|b| f64::from(b.remaining)),
+        );
+        gauge(
+            BUDGET_BURST,
+            upstream.budget.and_then(|b| b.burst).map(f64::from),
+        );
+        gauge(CLOCK_SKEW, upstream.clock_skew_seconds);
+        out
+    }
+}

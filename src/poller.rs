@@ -1,0 +1,456 @@
+//! The poll loop: what to ask the API each cycle, feeding the tracker, publishing snapshots.
+//!
+//! # Strategy
+//! The API allows about four requests a minute by default, so the poller spends them where they
+//! carry information:
+//!
+//! 1. **Full listing** of ACTIVE sessions at start, then again now and then to resynchronise the
+//!    active gauge (sessions whose end the windows missed are hidden). It costs one request per 100
+//!    active sessions. How often it runs adapts to the budget the API reports: at least
+//!    `resync_interval` apart, and further apart when windows and listings together would use more
+//!    than half of the sustained rate the API reports (or, when windows alone need more than that,
+//!    more than half of what they leave); at most an hour apart.
+//! 2. **Windows** every cycle: all sessions created or updated since the end of the last window,
+//!    less an overlap (for records that become visible late), whatever their status. A quiet cycle
+//!    costs one request; a busy one one per 100 *changed* sessions. Records seen twice across the
+//!    overlap are de-duplicated by the tracker.
+//!
+//! Windows are computed on the API server's clock (local clock plus the offset seen in `Date`
+//! headers), so a wrong local clock neither loses nor double counts sessions. `startDate` stays a
+//! margin inside the API's history window; when the API still refuses it, the margin doubles and
+//! the request is retried.
+//!
+//! When the rate limit cannot keep up, requests wait (see [`crate::upstream::rate`]) and the cycle
+//! stretches; this shows in `cloudconnexa_poll_duration_seconds`,
+//! `cloudconnexa_rate_limit_wait_seconds_total` and a warning in the log.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::tracker::{BatchOutcome, Dimension, SessionTracker};
+use crate::upstream::client::{ApiClient, ListingStats, SessionsQuery};
+use crate::upstream::error::{ErrorKind, UpstreamError};
+use crate::upstream::model::SessionStatus;
+
+/// Share of the API's sustained rate the poller plans to use, leaving the rest to retries, token
+/// renewals and other clients of the same API key.
+const RESYNC_BUDGET_SHARE: f64 = 0.5;
+
+/// Tunables of the poll loop.
+#[derive(Debug, Clone)]
+pub struct PollConfig {
+    /// Time between the starts of two cycles.
+    pub interval: Duration,
+    /// Shortest time between two full listings of ACTIVE sessions.
+    pub resync_interval: Duration,
+    /// Longest time between two full listings, however tight the budget.
+    pub max_resync_interval: Duration,
+    /// How far each window reaches back before the end of the previous one.
+    pub overlap: Duration,
+    /// How far inside the API's history window `startDate` stays.
+    pub history_margin: Duration,
+    /// How long ended sessions are remembered beyond the start of the next window.
+    pub horizon_margin: Duration,
+    /// Most pages one listing may take before it is declared runaway.
+    pub max_pages: u32,
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60),
+            resync_interval: Duration::from_secs(300),
+            max_resync_interval: Duration::from_secs(3600),
+            overlap: Duration::from_secs(120),
+            history_margin: Duration::from_secs(3600),
+            horizon_margin: Duration::from_secs(600),
+            max_pages: 5000,
+        }
+    }
+}
+
+/// What the last cycle did, for the landing page and logs.
+#[derive(Debug, Clone)]
+pub struct CycleReport {
+    /// When it ended (local clock).
+    pub finished_at: DateTime<Utc>,
+    /// How long it took.
+    pub duration: Duration,
+    /// `None` on success, else the error.
+    pub error: Option<String>,
+    /// Active sessions after the cycle.
+    pub active: u64,
+    /// Requests the cycle's listings took.
+    pub pages: u32,
+}
+
+/// Liveness and readiness of the poller, shared with the HTTP server.
+#[derive(Debug, Default)]
+pub struct PollStatus {
+    ready: AtomicBool,
+    stopped: AtomicBool,
+    last: Mutex<Option<CycleReport>>,
+}
+
+impl PollStatus {
+    /// True once a complete full listing of ACTIVE sessions has been taken.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// True while the poll task runs (it ends only at shutdown, or if it panicked).
+    pub fn is_alive(&self) -> bool {
+        !self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Marks the first complete listing; true if it was the first.
+    pub(crate) fn mark_ready(&self) -> bool {
+        !self.ready.swap(true, Ordering::AcqRel)
+    }
+
+    /// The last cycle.
+    pub fn last(&self) -> Option<CycleReport> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Marks the poller stopped when the task ends, however it ends.
+struct AliveGuard(Arc<PollStatus>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::Release);
+    }
+}
+
+/// The poll loop and its state between cycles.
+pub struct Poller {
+    client: ApiClient,
+    config: PollConfig,
+    dims: Vec<Dimension>,
+    tracker: Option<SessionTracker>,
+    metrics: Arc<Metrics>,
+    status: Arc<PollStatus>,
+    clock: Arc<dyn Clock>,
+    started: Instant,
+    /// End of the last window fully listed (server clock).
+    window_end: Option<DateTime<Utc>>,
+    /// When the last complete full listing was taken (server clock).
+    listed_at: Option<DateTime<Utc>>,
+    next_resync: Option<Instant>,
+    history_margin: chrono::Duration,
+    failures: u32,
+}
+
+/// What a successful cycle did.
+#[derive(Debug, Default)]
+struct CycleSummary {
+    full: Option<ListingStats>,
+    window: ListingStats,
+    outcome: BatchOutcome,
+}
+
+impl Poller {
+    /// A poller labelling sessions by `dims`.
+    pub fn new(
+        client: ApiClient,
+        config: PollConfig,
+        dims: Vec<Dimension>,
+        metrics: Arc<Metrics>,
+        status: Arc<PollStatus>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let history_margin = chrono::Duration::from_std(config.history_margin).unwrap_or_default();
+        Self {
+            client,
+            config,
+            dims,
+            tracker: None,
+            metrics,
+            status,
+            clock,
+            started: Instant::now(),
+            window_end: None,
+            listed_at: None,
+            next_resync: None,
+            history_margin,
+            failures: 0,
+        }
+    }
+
+    /// Runs cycles until `shutdown` turns true (or its sender is dropped).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let _alive = AliveGuard(self.status.clone());
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let began = Instant::now();
+            let result = tokio::select! {
+                r = self.poll_once() => r,
+                _ = shutdown.changed() => return,
+            };
+            let took = began.elapsed();
+            self.record(result, took);
+            let delay = self.next_delay(took);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    fn record(&mut self, result: Result<CycleSummary, UpstreamError>, took: Duration) {
+        self.metrics.poll_cycles.inc();
+        self.metrics.poll_duration.set(took.as_secs_f64());
+        let active = self
+            .tracker
+            .as_ref()
+            .map_or(0, SessionTracker::active_count);
+        let (error, pages) = match result {
+            Ok(summary) => {
+                self.failures = 0;
+                self.metrics.up.set(1);
+                self.metrics
+                    .last_success
+                    .set(self.clock.now().timestamp_millis() as f64 / 1000.0);
+                let pages = summary.full.map_or(0, |f| f.pages) + summary.window.pages;
+                tracing::info!(
+                    took_ms = took.as_millis() as u64,
+                    active,
+                    full_listing_pages = summary.full.map(|f| f.pages),
+                    window_pages = summary.window.pages,
+                    window_sessions = summary.window.sessions,
+                    started = summary.outcome.started,
+                    ended = summary.outcome.ended,
+                    duplicates = summary.outcome.duplicates,
+                    invalid = summary.outcome.invalid,
+                    "poll cycle done"
+                );
+                if took > self.config.interval {
+                    tracing::warn!(
+                        took_ms = took.as_millis() as u64,
+                        interval_ms = self.config.interval.as_millis() as u64,
+                        "poll cycle took longer than the poll interval: the API's rate limit stretches it"
+                    );
+                }
+                (None, pages)
+            }
+            Err(e) => {
+                self.failures += 1;
+                self.metrics.up.set(0);
+                self.metrics
+                    .poll_errors
+                    .with_label_values(&[e.kind().as_str()])
+                    .inc();
+                if e.kind() == ErrorKind::Auth {
+                    tracing::error!(error = %e, kind = e.kind().as_str(), failures = self.failures,
+                        "poll cycle failed: the API rejects the credentials; check --cloudconnexa.client-id and the client secret, their expiry and IP restrictions");
+                } else {
+                    tracing::warn!(error = %e, kind = e.kind().as_str(), failures = self.failures, "poll cycle failed");
+                }
+                (Some(e.to_string()), 0)
+            }
+        };
+        *self.status.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(CycleReport {
+            finished_at: self.clock.now(),
+            duration: took,
+            error,
+            active,
+            pages,
+        });
+    }
+
+    /// The wait before the next cycle: the rest of the interval, longer after repeated failures so
+    /// a broken credential or an outage is retried slowly (at most every 10 minutes).
+    fn next_delay(&self, took: Duration) -> Duration {
+        let interval = self.config.interval;
+        if self.failures > 1 {
+            let backoff = interval.saturating_mul(1 << (self.failures - 1).min(10));
+            return backoff.min(Duration::from_secs(600)).max(interval);
+        }
+        interval.saturating_sub(took)
+    }
+
+    /// One cycle: a full listing when due, then the window since the last one; publishes the
+    /// tracker's state when both succeeded.
+    async fn poll_once(&mut self) -> Result<CycleSummary, UpstreamError> {
+        // The first token request also teaches the server's clock.
+        self.client.ensure_token().await?;
+        let now = self.client.server_now();
+        let mut tracker = match self.tracker.take() {
+            Some(t) => t,
+            None => {
+                let uptime = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
+                let t0 = now - uptime;
+                tracing::info!(t0 = %t0, "counting sessions from T0 on the API server's clock");
+                SessionTracker::new(t0, self.dims.clone())
+            }
+        };
+        // The tracker is lent to the cycle and always put back, whatever the cycle's outcome.
+        let result = self.cycle(&mut tracker).await;
+        if result.is_ok() {
+            self.metrics.publish(tracker.snapshot());
+        }
+        self.tracker = Some(tracker);
+        result
+    }
+
+    async fn cycle(&mut self, tracker: &mut SessionTracker) -> Result<CycleSummary, UpstreamError> {
+        let mut summary = CycleSummary::default();
+        if self.next_resync.is_none_or(|at| Instant::now() >= at) {
+            let stats = self.full_listing(tracker, &mut summary.outcome).await?;
+            self.schedule_resync(stats.pages);
+            summary.full = Some(stats);
+        }
+        summary.window = self.window(tracker, &mut summary.outcome).await?;
+        Ok(summary)
+    }
+
+    async fn full_listing(
+        &mut self,
+        tracker: &mut SessionTracker,
+        outcome: &mut BatchOutcome,
+    ) -> Result<ListingStats, UpstreamError> {
+        let listed_at = self.client.server_now();
+        tracker.begin_full_listing();
+        let stats = self
+            .list(
+                tracker,
+                Some(SessionStatus::Active),
+                listed_at,
+                None,
+                outcome,
+            )
+            .await?;
+        tracker.finish_full_listing(listed_at);
+        self.listed_at = Some(listed_at);
+        if self.status.mark_ready() {
+            tracing::info!(
+                pages = stats.pages,
+                sessions = stats.sessions,
+                "first full listing of active sessions taken; ready"
+            );
+        }
+        Ok(stats)
+    }
+
+    async fn window(
+        &mut self,
+        tracker: &mut SessionTracker,
+        outcome: &mut BatchOutcome,
+    ) -> Result<ListingStats, UpstreamError> {
+        let overlap = chrono::Duration::from_std(self.config.overlap).unwrap_or_default();
+        let end = self.client.server_now();
+        // The first window starts at T0 (or the first listing, if earlier), so every session
+        // that ended since the start is seen.
+        let from = self
+            .window_end
+            .unwrap_or_else(|| self.listed_at.map_or(tracker.t0(), |l| l.min(tracker.t0())));
+        let stats = self
+            .list(tracker, None, from - overlap, Some(end), outcome)
+            .await?;
+        self.window_end = Some(end);
+        let margin = chrono::Duration::from_std(self.config.horizon_margin).unwrap_or_default();
+        // The next window starts at `end - overlap`: nothing older can come back.
+        tracker.advance_horizon(end - overlap - margin);
+        Ok(stats)
+    }
+
+    /// Lists sessions from `start` (clamped inside the history window), applying each page to the
+    /// tracker; on a history-window refusal, widens the margin and tries again.
+    async fn list(
+        &mut self,
+        tracker: &mut SessionTracker,
+        status: Option<SessionStatus>,
+        reference: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+        outcome: &mut BatchOutcome,
+    ) -> Result<ListingStats, UpstreamError> {
+        let window = self.client.api_version().history_window();
+        let mut attempts = 0;
+        loop {
+            let now = self.client.server_now();
+            let earliest = now - window + self.history_margin;
+            // A full listing reaches back as far as the API allows; a window starts at `reference`.
+            let start = match status {
+                Some(SessionStatus::Active) => earliest,
+                _ => {
+                    if reference < earliest {
+                        tracing::warn!(gap_start = %reference, earliest = %earliest,
+                            "the last window ended beyond the API's history window; sessions that ended in between are lost");
+                    }
+                    reference.max(earliest)
+                }
+            };
+            if end.is_some_and(|e| e <= start) {
+                return Ok(ListingStats::default());
+            }
+            let query = SessionsQuery {
+                status,
+                start,
+                end,
+                return_only_new: false,
+            };
+            let result = self
+                .client
+                .list_sessions(&query, self.config.max_pages, &mut |page, observed_at| {
+                    *outcome += tracker.apply(&page.sessions, observed_at);
+                    outcome.invalid += page.skipped;
+                })
+                .await;
+            match result {
+                Err(UpstreamError::HistoryWindow { detail }) if attempts < 3 => {
+                    attempts += 1;
+                    self.history_margin = (self.history_margin * 2).min(window / 2);
+                    tracing::warn!(
+                        detail,
+                        margin_s = self.history_margin.num_seconds(),
+                        "the API refused startDate as too old; narrowing the window"
+                    );
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Picks the time of the next full listing from what the last one cost and the API's budget.
+    fn schedule_resync(&mut self, pages: u32) {
+        let min = self.config.resync_interval;
+        let max = self.config.max_resync_interval.max(min);
+        let every = match self.client.budget().and_then(|b| b.sustained_rate()) {
+            Some(rate) => {
+                let windows = 1.0 / self.config.interval.as_secs_f64().max(1.0);
+                // Half the sustained rate for windows and listings together; when windows alone
+                // need more, listings get half of what the windows leave.
+                let spare = (RESYNC_BUDGET_SHARE * rate - windows)
+                    .max((rate - windows) * RESYNC_BUDGET_SHARE);
+                if spare <= 0.0 {
+                    tracing::warn!(
+                        sustained_per_minute = rate * 60.0,
+                        interval_s = self.config.interval.as_secs(),
+                        "the poll interval alone uses up the API's rate limit; cycles will stretch"
+                    );
+                    max
+                } else {
+                    Duration::from_secs_f64((f64::from(pages) / spare).min(max.as_secs_f64()))
+                        .max(min)
+                }
+            }
+            None => min,
+        };
+        self.next_resync = Some(Instant::now() + every);
+        tracing::debug!(
+            pages,
+            next_in_s = every.as_secs(),
+            "scheduled the next full listing"
+        );
+    }
+}

@@ -1,0 +1,407 @@
+//! The `simulate` command: serve only the simulated CloudConnexa API, for demos, end-to-end
+//! tests and benchmarks.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::config::parse_duration;
+use crate::secret::Secret;
+
+use super::{Faults, RateLimit, SimConfig, Simulator, serve};
+
+/// Arguments of `cloudconnexa_exporter simulate`. Every flag also reads `CLOUDCONNEXA_SIM_<NAME>`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// Where to serve the simulated API, HOST:PORT (port 0 picks a free one).
+    #[arg(
+        long = "listen-address",
+        env = "CLOUDCONNEXA_SIM_LISTEN_ADDRESS",
+        value_name = "HOST:PORT"
+    )]
+    pub listen_address: String,
+
+    /// Seed of the world: the same seed gives the same company and sessions.
+    #[arg(long = "seed", env = "CLOUDCONNEXA_SIM_SEED", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Number of users in the simulated company.
+    #[arg(long = "users", env = "CLOUDCONNEXA_SIM_USERS", default_value_t = 500)]
+    pub users: u32,
+
+    /// Time compression: the world runs this many times faster than real time.
+    #[arg(long = "speed", env = "CLOUDCONNEXA_SIM_SPEED", default_value_t = 1.0)]
+    pub speed: f64,
+
+    /// OAuth2 client id the API accepts.
+    #[arg(
+        long = "client-id",
+        env = "CLOUDCONNEXA_SIM_CLIENT_ID",
+        default_value = "demo"
+    )]
+    pub client_id: String,
+
+    /// OAuth2 client secret the API accepts.
+    #[arg(
+        long = "client-secret",
+        env = "CLOUDCONNEXA_SIM_CLIENT_SECRET",
+        default_value = "demo",
+        hide_env_values = true,
+        value_parser = parse_secret
+    )]
+    pub client_secret: Secret,
+
+    /// Rate limit: bucket size (X-RateLimit-Burst-Capacity).
+    #[arg(
+        long = "rate-limit.burst",
+        env = "CLOUDCONNEXA_SIM_RATE_LIMIT_BURST",
+        default_value_t = 20
+    )]
+    pub rate_limit_burst: u32,
+
+    /// Rate limit: tokens added per period (X-RateLimit-Replenish-Rate).
+    #[arg(
+        long = "rate-limit.replenish-rate",
+        env = "CLOUDCONNEXA_SIM_RATE_LIMIT_REPLENISH_RATE",
+        default_value_t = 1
+    )]
+    pub rate_limit_replenish_rate: u32,
+
+    /// Rate limit: the period, whole seconds (X-RateLimit-Replenish-Time).
+    #[arg(
+        long = "rate-limit.replenish-time",
+        env = "CLOUDCONNEXA_SIM_RATE_LIMIT_REPLENISH_TIME",
+        default_value = "15s",
+        value_parser = parse_duration
+    )]
+    pub rate_limit_replenish_time: Duration,
+
+    /// Lift the rate limit (for load tests).
+    #[arg(long = "no-rate-limit", env = "CLOUDCONNEXA_SIM_NO_RATE_LIMIT")]
+    pub no_rate_limit: bool,
+
+    /// Lifetime of issued access tokens.
+    #[arg(
+        long = "token-ttl",
+        env = "CLOUDCONNEXA_SIM_TOKEN_TTL",
+        default_value = "12h",
+        value_parser = parse_duration
+    )]
+    pub token_ttl: Duration,
+
+    /// Offset of the server's clock from the real one, e.g. 5m or -5m.
+    #[arg(
+        long = "clock-skew",
+        env = "CLOUDCONNEXA_SIM_CLOCK_SKEW",
+        default_value = "0",
+        allow_hyphen_values = true,
+        value_parser = parse_skew
+    )]
+    pub clock_skew: chrono::Duration,
+
+    /// Expected region outages per day over all regions (0 for none).
+    #[arg(
+        long = "outages-per-day",
+        env = "CLOUDCONNEXA_SIM_OUTAGES_PER_DAY",
+        default_value_t = 0.5
+    )]
+    pub outages_per_day: f64,
+
+    /// Let traffic of active sessions bump their updated time.
+    #[arg(
+        long = "bump-updated-on-traffic",
+        env = "CLOUDCONNEXA_SIM_BUMP_UPDATED_ON_TRAFFIC"
+    )]
+    pub bump_updated_on_traffic: bool,
+
+    /// Fault: probability of a 429 (empty body) regardless of the rate limit.
+    #[arg(
+        long = "fault.429-rate",
+        env = "CLOUDCONNEXA_SIM_FAULT_429_RATE",
+        default_value_t = 0.0
+    )]
+    pub fault_429_rate: f64,
+
+    /// Fault: probability of a 500, 502 or 503.
+    #[arg(
+        long = "fault.5xx-rate",
+        env = "CLOUDCONNEXA_SIM_FAULT_5XX_RATE",
+        default_value_t = 0.0
+    )]
+    pub fault_5xx_rate: f64,
+
+    /// Fault: probability of a slow answer.
+    #[arg(
+        long = "fault.slow-rate",
+        env = "CLOUDCONNEXA_SIM_FAULT_SLOW_RATE",
+        default_value_t = 0.0
+    )]
+    pub fault_slow_rate: f64,
+
+    /// Fault: how slow a slow answer is.
+    #[arg(
+        long = "fault.slow-delay",
+        env = "CLOUDCONNEXA_SIM_FAULT_SLOW_DELAY",
+        default_value = "5s",
+        value_parser = parse_duration
+    )]
+    pub fault_slow_delay: Duration,
+
+    /// Fault: probability of a JSON body cut short (status 200).
+    #[arg(
+        long = "fault.truncated-rate",
+        env = "CLOUDCONNEXA_SIM_FAULT_TRUNCATED_RATE",
+        default_value_t = 0.0
+    )]
+    pub fault_truncated_rate: f64,
+
+    /// Fault: probability of a page that repeats sessions (within it and on the next page).
+    #[arg(
+        long = "fault.duplicate-rate",
+        env = "CLOUDCONNEXA_SIM_FAULT_DUPLICATE_RATE",
+        default_value_t = 0.0
+    )]
+    pub fault_duplicate_rate: f64,
+
+    /// Fault: probability of a 401 to a valid token.
+    #[arg(
+        long = "fault.spurious-401-rate",
+        env = "CLOUDCONNEXA_SIM_FAULT_SPURIOUS_401_RATE",
+        default_value_t = 0.0
+    )]
+    pub fault_spurious_401_rate: f64,
+
+    /// Fault: answer the same nextCursor forever (pages never end).
+    #[arg(
+        long = "fault.repeat-cursor",
+        env = "CLOUDCONNEXA_SIM_FAULT_REPEAT_CURSOR"
+    )]
+    pub fault_repeat_cursor: bool,
+
+    /// Fault: credentials revoked (token requests and tokens get 401).
+    #[arg(
+        long = "fault.revoke-credentials",
+        env = "CLOUDCONNEXA_SIM_FAULT_REVOKE_CREDENTIALS"
+    )]
+    pub fault_revoke_credentials: bool,
+}
+
+/// The fastest the world may run: a real minute is then about 70 days of the world.
+const MAX_SPEED: f64 = 100_000.0;
+
+fn parse_secret(text: &str) -> Result<Secret, String> {
+    Ok(Secret::new(text))
+}
+
+/// A duration with an optional sign: `5m`, `+5m`, `-1h30m`.
+fn parse_skew(text: &str) -> Result<chrono::Duration, String> {
+    let text = text.trim();
+    let (negative, magnitude) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let magnitude = chrono::Duration::from_std(parse_duration(magnitude)?)
+        .map_err(|_| format!("invalid duration {text:?}: too large"))?;
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// Names a flag and its environment variable in an error message.
+fn flag_error(flag: &str, message: impl std::fmt::Display) -> String {
+    let env = flag
+        .trim_start_matches('-')
+        .replace(['.', '-'], "_")
+        .to_uppercase();
+    format!("{flag} (CLOUDCONNEXA_SIM_{env}): {message}")
+}
+
+fn probability(flag: &str, value: f64) -> Result<f64, String> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(flag_error(
+            flag,
+            format!("must be a probability between 0 and 1, not {value}"),
+        ))
+    }
+}
+
+impl SimulateArgs {
+    /// The simulator's configuration, or what is wrong with the arguments (naming the flag and
+    /// its environment variable).
+    pub fn to_config(&self) -> Result<SimConfig, String> {
+        if self.users == 0 {
+            return Err(flag_error("--users", "must be at least 1"));
+        }
+        // Far beyond this, one request would have to play out years of the world at once.
+        if !(self.speed > 0.0 && self.speed <= MAX_SPEED) {
+            return Err(flag_error(
+                "--speed",
+                format!(
+                    "must be a number above 0 and at most {MAX_SPEED}, not {}",
+                    self.speed
+                ),
+            ));
+        }
+        if self.client_id.is_empty() {
+            return Err(flag_error("--client-id", "must not be empty"));
+        }
+        if self.client_secret.is_empty() {
+            return Err(flag_error("--client-secret", "must not be empty"));
+        }
+        let rate_limit = if self.no_rate_limit {
+            None
+        } else {
+            if self.rate_limit_burst == 0 {
+                return Err(flag_error("--rate-limit.burst", "must be at least 1"));
+            }
+            if self.rate_limit_replenish_rate == 0 {
+                return Err(flag_error(
+                    "--rate-limit.replenish-rate",
+                    "must be at least 1",
+                ));
+            }
+            if self.rate_limit_replenish_time < Duration::from_secs(1) {
+                return Err(flag_error(
+                    "--rate-limit.replenish-time",
+                    "must be at least 1s",
+                ));
+            }
+            Some(RateLimit {
+                burst: self.rate_limit_burst,
+                replenish_rate: self.rate_limit_replenish_rate,
+                replenish_time: Duration::from_secs(self.rate_limit_replenish_time.as_secs()),
+            })
+        };
+        if self.token_ttl < Duration::from_secs(1) {
+            return Err(flag_error("--token-ttl", "must be at least 1s"));
+        }
+        if !(self.outages_per_day.is_finite() && self.outages_per_day >= 0.0) {
+            return Err(flag_error(
+                "--outages-per-day",
+                "must be a number, 0 or more",
+            ));
+        }
+        let faults = Faults {
+            rate_429: probability("--fault.429-rate", self.fault_429_rate)?,
+            rate_5xx: probability("--fault.5xx-rate", self.fault_5xx_rate)?,
+            rate_slow: probability("--fault.slow-rate", self.fault_slow_rate)?,
+            slow_delay: self.fault_slow_delay,
+            rate_truncated: probability("--fault.truncated-rate", self.fault_truncated_rate)?,
+            rate_duplicates: probability("--fault.duplicate-rate", self.fault_duplicate_rate)?,
+            rate_spurious_401: probability(
+                "--fault.spurious-401-rate",
+                self.fault_spurious_401_rate,
+            )?,
+            repeat_cursor: self.fault_repeat_cursor,
+            revoke_credentials: self.fault_revoke_credentials,
+        };
+        Ok(SimConfig {
+            seed: self.seed,
+            users: self.users,
+            speed: self.speed,
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            rate_limit,
+            token_ttl: self.token_ttl,
+            clock_skew: self.clock_skew,
+            faults,
+            bump_updated_on_traffic: self.bump_updated_on_traffic,
+            outages_per_day: self.outages_per_day,
+            always_on_boost: 1.0,
+        })
+    }
+}
+
+/// Runs the `simulate` command: builds the world, binds the address and serves until
+/// `shutdown` completes.
+pub async fn run_simulate(
+    args: SimulateArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let config = args
+        .to_config()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let sim = Simulator::new(config.clone());
+    let listener = tokio::net::TcpListener::bind(&args.listen_address).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        address = %address,
+        client_id = %config.client_id,
+        users = config.users,
+        seed = config.seed,
+        speed = config.speed,
+        rate_limit = ?config.rate_limit,
+        "simulated CloudConnexa API listening"
+    );
+    serve(listener, sim, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<SimConfig, String> {
+        let command =
+            Command::try_parse_from(std::iter::once("simulate").chain(argv.iter().copied()))
+                .map_err(|e| e.to_string())?;
+        command.args.to_config()
+    }
+
+    #[test]
+    fn defaults_are_the_vendors() {
+        let config = parse(&["--listen-address", "127.0.0.1:0"]).expect("valid");
+        assert_eq!(config.rate_limit, Some(RateLimit::VENDOR_DEFAULT));
+        assert_eq!(config.client_id, "demo");
+        assert_eq!(config.client_secret.expose(), "demo");
+        assert_eq!(config.token_ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(config.users, 500);
+        assert_eq!(
+            config.faults,
+            Faults {
+                slow_delay: Duration::from_secs(5),
+                ..Faults::default()
+            }
+        );
+    }
+
+    #[test]
+    fn flags_shape_the_config() {
+        let config = parse(&[
+            "--listen-address=127.0.0.1:0",
+            "--clock-skew",
+            "-5m",
+            "--no-rate-limit",
+            "--fault.5xx-rate=0.25",
+            "--fault.repeat-cursor",
+            "--speed=60",
+        ])
+        .expect("valid");
+        assert_eq!(config.clock_skew, chrono::Duration::minutes(-5));
+        assert_eq!(config.rate_limit, None);
+        assert_eq!(config.faults.rate_5xx, 0.25);
+        assert!(config.faults.repeat_cursor);
+        assert_eq!(config.speed, 60.0);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_and_its_variable() {
+        let error = parse(&["--listen-address=x:0", "--fault.429-rate=1.5"]).expect_err("refused");
+        assert!(
+            error.contains("--fault.429-rate (CLOUDCONNEXA_SIM_FAULT_429_RATE)"),
+            "{error}"
+        );
+        for speed in ["--speed=0", "--speed=-1", "--speed=1e9", "--speed=NaN"] {
+            let error = parse(&["--listen-address=x:0", speed]).expect_err("refused");
+            assert!(error.contains("CLOUDCONNEXA_SIM_SPEED"), "{error}");
+        }
+        assert!(parse(&["--listen-address=x:0", "--token-ttl=soon"]).is_err());
+        assert!(parse(&[]).is_err(), "the address is required");
+    }
+}

@@ -1,0 +1,192 @@
+//! Control endpoints under `/_sim/`, for end-to-end tests driven by shell scripts. They are not
+//! part of the real API, are not rate limited and are not counted in the statistics.
+//!
+//! | endpoint | what it does |
+//! |---|---|
+//! | `GET /_sim/faults` | the injected faults, as JSON (`slow_delay` in seconds) |
+//! | `PUT /_sim/faults` | replaces them; omitted fields mean no fault: `{"rate_5xx": 0.1}` |
+//! | `GET /_sim/churn`, `PUT /_sim/churn` | `{"on": false}` freezes the world, `{"on": true}` resumes it |
+//! | `GET /_sim/stats` | answers per path and status, malformed requests, 429s |
+//! | `GET /_sim/requests` | the last requests answered (secrets redacted) |
+//! | `GET /_sim/truth/summary` | active sessions per region and in total, ended ones per status |
+//!
+//! ```text
+//! curl -X PUT -d '{"rate_5xx": 0.2, "rate_slow": 0.1, "slow_delay": 3}' localhost:8080/_sim/faults
+//! curl -X PUT -d '{"on": false}' localhost:8080/_sim/churn
+//! curl localhost:8080/_sim/truth/summary
+//! ```
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Faults, Simulator};
+
+/// The control routes.
+pub(crate) fn routes() -> Router<Simulator> {
+    Router::new()
+        .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/churn", get(get_churn).put(put_churn))
+        .route("/_sim/stats", get(stats))
+        .route("/_sim/requests", get(requests))
+        .route("/_sim/truth/summary", get(summary))
+}
+
+/// [`Faults`] as JSON: durations in seconds; omitted fields take their default (no fault).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FaultsBody {
+    rate_429: f64,
+    rate_5xx: f64,
+    rate_slow: f64,
+    /// Seconds.
+    slow_delay: f64,
+    rate_truncated: f64,
+    rate_duplicates: f64,
+    rate_spurious_401: f64,
+    repeat_cursor: bool,
+    revoke_credentials: bool,
+}
+
+impl From<Faults> for FaultsBody {
+    fn from(f: Faults) -> Self {
+        FaultsBody {
+            rate_429: f.rate_429,
+            rate_5xx: f.rate_5xx,
+            rate_slow: f.rate_slow,
+            slow_delay: f.slow_delay.as_secs_f64(),
+            rate_truncated: f.rate_truncated,
+            rate_duplicates: f.rate_duplicates,
+            rate_spurious_401: f.rate_spurious_401,
+            repeat_cursor: f.repeat_cursor,
+            revoke_credentials: f.revoke_credentials,
+        }
+    }
+}
+
+impl TryFrom<FaultsBody> for Faults {
+    type Error = String;
+
+    fn try_from(b: FaultsBody) -> Result<Self, String> {
+        let slow_delay = Duration::try_from_secs_f64(b.slow_delay).map_err(|_| {
+            format!(
+                "slow_delay must be a number of seconds, not {}",
+                b.slow_delay
+            )
+        })?;
+        let faults = Faults {
+            rate_429: b.rate_429,
+            rate_5xx: b.rate_5xx,
+            rate_slow: b.rate_slow,
+            slow_delay,
+            rate_truncated: b.rate_truncated,
+            rate_duplicates: b.rate_duplicates,
+            rate_spurious_401: b.rate_spurious_401,
+            repeat_cursor: b.repeat_cursor,
+            revoke_credentials: b.revoke_credentials,
+        };
+        faults.validate()?;
+        Ok(faults)
+    }
+}
+
+fn bad_request(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({ "error": message })),
+    )
+        .into_response()
+}
+
+async fn get_faults(State(sim): State<Simulator>) -> Response {
+    axum::Json(FaultsBody::from(sim.faults())).into_response()
+}
+
+/// Replaces the faults with the body's (omitted fields: no fault).
+async fn put_faults(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let parsed = serde_json::from_slice::<FaultsBody>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(Faults::try_from);
+    match parsed {
+        Ok(faults) => {
+            tracing::info!(faults = ?faults, "injected faults changed");
+            sim.set_faults(faults.clone());
+            axum::Json(FaultsBody::from(faults)).into_response()
+        }
+        Err(message) => bad_request(message),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChurnBody {
+    on: bool,
+}
+
+async fn get_churn(State(sim): State<Simulator>) -> Response {
+    axum::Json(json!({ "on": sim.churn() })).into_response()
+}
+
+/// `{"on": false}` freezes the world, `{"on": true}` lets it move again.
+async fn put_churn(State(sim): State<Simulator>, body: Bytes) -> Response {
+    match serde_json::from_slice::<ChurnBody>(&body) {
+        Ok(ChurnBody { on }) => {
+            sim.set_churn(on);
+            tracing::info!(on, "churn changed");
+            axum::Json(json!({ "on": on })).into_response()
+        }
+        Err(e) => bad_request(e.to_string()),
+    }
+}
+
+async fn stats(State(sim): State<Simulator>) -> Response {
+    let stats = sim.stats();
+    let responses: Vec<_> = stats
+        .responses
+        .iter()
+        .map(|(path, status, count)| json!({"path": path, "status": status, "count": count}))
+        .collect();
+    axum::Json(json!({
+        "responses": responses,
+        "malformed": stats.malformed,
+        "too_many_requests": stats.too_many_requests,
+    }))
+    .into_response()
+}
+
+async fn requests(State(sim): State<Simulator>) -> Response {
+    let log: Vec<_> = sim
+        .recent_requests()
+        .into_iter()
+        .map(|r| {
+            json!({
+                "at": super::world::iso_millis(r.at.timestamp_millis()),
+                "method": r.method,
+                "path": r.path,
+                "query": r.query,
+                "status": r.status,
+                "malformed": r.malformed,
+            })
+        })
+        .collect();
+    axum::Json(log).into_response()
+}
+
+async fn summary(State(sim): State<Simulator>) -> Response {
+    let summary = sim.summary();
+    axum::Json(json!({
+        "now": super::world::iso_millis(summary.now.timestamp_millis()),
+        "churn": sim.churn(),
+        "active_total": summary.active_total,
+        "active_by_region": summary.active_by_region,
+        "ended_by_status": summary.ended_by_status,
+    }))
+    .into_response()
+}

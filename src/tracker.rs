@@ -1,0 +1,1011 @@
+//! The pure core: session records in, counters and gauges out. No IO, no clock reads.
+//!
+//! Every rule of the counting contract lives here, so each can be tested in microseconds:
+//!
+//! - **Ended** sessions count once, however often the API returns them, if they ended at or after
+//!   T0 (the exporter's start, on the API server's clock). Ids of ended sessions are remembered until
+//!   the [horizon](SessionTracker::advance_horizon) passes them; records that ended before the
+//!   horizon are ignored, which is what lets the memory be forgotten without double counting.
+//! - **Started** sessions count once if their `sessionStartTime` is at or after T0, whether they are
+//!   first seen active or already ended.
+//! - **Bytes**: a session active at some moment at or after T0 adds its full value when first seen,
+//!   then its growth; a lower value later never subtracts.
+//! - **Active**: sessions seen ACTIVE and not ended; a full listing
+//!   ([`finish_full_listing`](SessionTracker::finish_full_listing)) hides those it did not return,
+//!   without forgetting them, so that a late ended record still counts once and a session that
+//!   reappears is not counted as new.
+//! - An ACTIVE record that arrives after the same session's ended record is ignored: ending is final.
+//!
+//! The poller feeds records with the server time at which they were observed; the tracker never
+//! asks what time it is.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::upstream::model::{Session, SessionStatus};
+
+/// Upper bounds of the duration histogram, in seconds (from the contract).
+pub const DURATION_BUCKETS: [f64; 10] = [
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 259200.0,
+];
+
+/// Distinct `reason` values that keep a series of their own; later ones fold into `other`.
+pub const MAX_REASONS: usize = 50;
+
+/// Label value for a missing or empty field.
+pub const NONE_VALUE: &str = "none";
+
+/// Label value that absorbs reasons beyond [`MAX_REASONS`].
+pub const OTHER_REASON: &str = "other";
+
+/// Longest label value kept; longer values are cut so one odd record cannot bloat every scrape.
+const MAX_LABEL_LEN: usize = 128;
+
+/// A session dimension that can become a label (`--sessions.labels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dimension {
+    /// `vpn_region` from `region`.
+    VpnRegion,
+    /// `network` from `networkName`.
+    Network,
+    /// `host` from `hostName`.
+    Host,
+    /// `connector` from `connectorName`.
+    Connector,
+    /// `user_group` from `userGroup`.
+    UserGroup,
+    /// `protocol` from `protocol`.
+    Protocol,
+    /// `os_type` from `osType`.
+    OsType,
+}
+
+impl Dimension {
+    /// Every dimension, in the order the documentation lists them.
+    pub const ALL: [Dimension; 7] = [
+        Self::VpnRegion,
+        Self::Network,
+        Self::Host,
+        Self::Connector,
+        Self::UserGroup,
+        Self::Protocol,
+        Self::OsType,
+    ];
+
+    /// The default of `--sessions.labels`.
+    pub const DEFAULT: [Dimension; 5] = [
+        Self::VpnRegion,
+        Self::Network,
+        Self::UserGroup,
+        Self::Protocol,
+        Self::OsType,
+    ];
+
+    /// The label name.
+    pub fn label_name(self) -> &'static str {
+        match self {
+            Self::VpnRegion => "vpn_region",
+            Self::Network => "network",
+            Self::Host => "host",
+            Self::Connector => "connector",
+            Self::UserGroup => "user_group",
+            Self::Protocol => "protocol",
+            Self::OsType => "os_type",
+        }
+    }
+
+    /// Looks a dimension up by label name.
+    pub fn from_label_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.label_name() == name)
+    }
+
+    /// The session's value for this dimension, `none` when missing.
+    pub fn value(self, s: &Session) -> &str {
+        let v = match self {
+            Self::VpnRegion => &s.region,
+            Self::Network => &s.network,
+            Self::Host => &s.host,
+            Self::Connector => &s.connector,
+            Self::UserGroup => &s.user_group,
+            Self::Protocol => &s.protocol,
+            Self::OsType => &s.os_type,
+        };
+        v.as_deref().map_or(NONE_VALUE, clip)
+    }
+}
+
+fn clip(v: &str) -> &str {
+    if v.len() <= MAX_LABEL_LEN {
+        return v;
+    }
+    let mut end = MAX_LABEL_LEN;
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    &v[..end]
+}
+
+/// Label values of one series, in the order of the configured dimensions.
+pub type LabelValues = Arc<[Arc<str>]>;
+
+/// `completed` or `failed`, the `status` label of the duration histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EndStatus {
+    /// COMPLETED.
+    Completed,
+    /// FAILED.
+    Failed,
+}
+
+impl EndStatus {
+    /// The label value.
+    pub fn label_value(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Bucket counts of one histogram series (not cumulative; one slot per bound plus `+Inf`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistogramCounts {
+    /// Observations per bucket of [`DURATION_BUCKETS`], the last slot being `+Inf`.
+    pub buckets: [u64; DURATION_BUCKETS.len() + 1],
+    /// Number of observations.
+    pub count: u64,
+    /// Sum of the observed values.
+    pub sum: f64,
+}
+
+impl HistogramCounts {
+    fn observe(&mut self, value: f64) {
+        let slot = DURATION_BUCKETS
+            .iter()
+            .position(|&b| value <= b)
+            .unwrap_or(DURATION_BUCKETS.len());
+        self.buckets[slot] += 1;
+        self.count += 1;
+        self.sum += value;
+    }
+}
+
+/// What one batch did, for logs and self-metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Records that changed nothing because they were seen before.
+    pub duplicates: usize,
+    /// Records without an id or with an unknown status.
+    pub invalid: usize,
+    /// Ended records ignored because they ended before T0 or the horizon.
+    pub too_old: usize,
+    /// Sessions newly counted as ended.
+    pub ended: usize,
+    /// Sessions newly counted as started.
+    pub started: usize,
+}
+
+impl std::ops::AddAssign for BatchOutcome {
+    fn add_assign(&mut self, o: Self) {
+        self.duplicates += o.duplicates;
+        self.invalid += o.invalid;
+        self.too_old += o.too_old;
+        self.ended += o.ended;
+        self.started += o.started;
+    }
+}
+
+/// A session believed active (or hidden by a full listing that did not return it).
+#[derive(Debug)]
+struct Live {
+    labels: u32,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Generation of the last full listing (or later window) that saw it ACTIVE.
+    seen_gen: u64,
+    /// Set when a full listing did not return it: the server time of that listing.
+    hidden_since: Option<DateTime<Utc>>,
+}
+
+/// What is remembered of an ended session until the horizon passes it.
+#[derive(Debug)]
+struct Ended {
+    /// When it ended (or, without any time, when its record was seen): forgetting is keyed on this.
+    at: DateTime<Utc>,
+    labels: u32,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// False for sessions that ended before T0: remembered only so a stale ACTIVE record of theirs
+    /// is not taken for a new session.
+    counted: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct SeriesCounters {
+    started: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+/// Interns label-value tuples so per-session state holds a `u32`.
+///
+/// Lookups join the parts into a reused buffer, so a label set seen before costs no allocation:
+/// a full listing of 100,000 sessions meets only a few hundred distinct sets.
+#[derive(Debug, Default)]
+struct Interner {
+    ids: HashMap<Box<str>, u32>,
+    values: Vec<LabelValues>,
+    key: String,
+}
+
+impl Interner {
+    fn intern(&mut self, parts: &[&str]) -> u32 {
+        self.key.clear();
+        for part in parts {
+            // U+001F (unit separator) cannot be confused with text inside a label value.
+            self.key.push_str(part);
+            self.key.push('\u{1f}');
+        }
+        if let Some(&id) = self.ids.get(self.key.as_str()) {
+            return id;
+        }
+        let id = u32::try_from(self.values.len()).unwrap_or(u32::MAX);
+        self.values
+            .push(parts.iter().map(|p| Arc::<str>::from(*p)).collect());
+        self.ids.insert(self.key.as_str().into(), id);
+        id
+    }
+
+    fn get(&self, id: u32) -> &LabelValues {
+        &self.values[id as usize]
+    }
+}
+
+/// Folds `disconnectReason` values into at most [`MAX_REASONS`] series plus `other`.
+#[derive(Debug, Default)]
+struct ReasonFolder {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+    other: Option<u32>,
+}
+
+impl ReasonFolder {
+    fn id(&mut self, reason: Option<&str>) -> u32 {
+        let name = reason.map_or(NONE_VALUE, clip);
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        if self.names.len() - usize::from(self.other.is_some()) >= MAX_REASONS {
+            return self.other_id();
+        }
+        let name: Arc<str> = Arc::from(name);
+        let id = self.names.len() as u32;
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    fn other_id(&mut self) -> u32 {
+        if let Some(id) = self.other {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        // `other` is registered under its name too, so a real reason called "other" shares the series.
+        let name: Arc<str> = Arc::from(OTHER_REASON);
+        let id = *self.ids.entry(name.clone()).or_insert_with(|| {
+            self.names.push(name);
+            id
+        });
+        self.other = Some(id);
+        id
+    }
+}
+
+/// Everything the metrics layer needs from one moment of the tracker.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Label names of the session series, in order.
+    pub label_names: Vec<&'static str>,
+    /// Active sessions per label set (label sets with none are absent).
+    pub active: Vec<(LabelValues, u64)>,
+    /// `cloudconnexa_sessions_started_total` per label set.
+    pub started: Vec<(LabelValues, u64)>,
+    /// Bytes in per label set.
+    pub bytes_in: Vec<(LabelValues, u64)>,
+    /// Bytes out per label set.
+    pub bytes_out: Vec<(LabelValues, u64)>,
+    /// Ended sessions per (label set, reason).
+    pub ended: Vec<(LabelValues, Arc<str>, u64)>,
+    /// Failed sessions per (label set, reason).
+    pub failed: Vec<(LabelValues, Arc<str>, u64)>,
+    /// Duration histograms per (vpn_region, status).
+    pub durations: Vec<(Arc<str>, EndStatus, HistogramCounts)>,
+    /// Sessions held as active or hidden.
+    pub tracked_live: usize,
+    /// Ended sessions remembered for de-duplication.
+    pub tracked_ended: usize,
+}
+
+/// The session tracker. See the module documentation for the rules it keeps.
+#[derive(Debug)]
+pub struct SessionTracker {
+    t0: DateTime<Utc>,
+    horizon: DateTime<Utc>,
+    dims: Vec<Dimension>,
+    labels: Interner,
+    regions: Interner,
+    series: Vec<SeriesCounters>,
+    live: HashMap<Box<str>, Live>,
+    ended: HashMap<Box<str>, Ended>,
+    ended_counts: HashMap<(u32, u32), u64>,
+    failed_counts: HashMap<(u32, u32), u64>,
+    durations: HashMap<(u32, EndStatus), HistogramCounts>,
+    reasons: ReasonFolder,
+    generation: u64,
+}
+
+impl SessionTracker {
+    /// A tracker for an exporter that started at `t0` (server clock), labelling by `dims`.
+    pub fn new(t0: DateTime<Utc>, dims: Vec<Dimension>) -> Self {
+        Self {
+            t0,
+            horizon: t0,
+            dims,
+            labels: Interner::default(),
+            regions: Interner::default(),
+            series: Vec::new(),
+            live: HashMap::new(),
+            ended: HashMap::new(),
+            ended_counts: HashMap::new(),
+            failed_counts: HashMap::new(),
+            durations: HashMap::new(),
+            reasons: ReasonFolder::default(),
+            generation: 0,
+        }
+    }
+
+    /// T0, the exporter's start on the server's clock.
+    pub fn t0(&self) -> DateTime<Utc> {
+        self.t0
+    }
+
+    /// Starts a full listing of ACTIVE sessions: feed its pages with [`apply`](Self::apply) and call
+    /// [`finish_full_listing`](Self::finish_full_listing) once the last page is in.
+    pub fn begin_full_listing(&mut self) {
+        self.generation += 1;
+    }
+
+    /// Ends a complete full listing taken at `listed_at` (server clock): sessions it did not
+    /// return (and no window returned as ACTIVE since it began) are hidden from the active gauge.
+    /// They are kept, not forgotten, until the horizon passes: a late ended record still counts once,
+    /// and a session that shows up again is not new.
+    pub fn finish_full_listing(&mut self, listed_at: DateTime<Utc>) {
+        let generation = self.generation;
+        for live in self.live.values_mut() {
+            if live.seen_gen < generation && live.hidden_since.is_none() {
+                live.hidden_since = Some(listed_at);
+            }
+        }
+    }
+
+    /// Moves the horizon to `horizon` (it never moves back): ended records that ended before it are
+    /// ignored from now on, ended sessions before it are forgotten, and sessions hidden before it
+    /// are dropped. The poller sets it to the start of the next window it will ask for, less a
+    /// margin, so no window can return a session that was forgotten.
+    pub fn advance_horizon(&mut self, horizon: DateTime<Utc>) {
+        if horizon <= self.horizon {
+            return;
+        }
+        self.horizon = horizon;
+        self.ended.retain(|_, e| e.at >= horizon);
+        self.live
+            .retain(|_, l| l.hidden_since.is_none_or(|hidden| hidden >= horizon));
+    }
+
+    /// Applies one page of records observed at `observed_at` (server clock).
+    pub fn apply(&mut self, sessions: &[Session], observed_at: DateTime<Utc>) -> BatchOutcome {
+        let mut outcome = BatchOutcome::default();
+        for s in sessions {
+            self.apply_one(s, observed_at, &mut outcome);
+        }
+        outcome
+    }
+
+    fn apply_one(&mut self, s: &Session, observed_at: DateTime<Utc>, outcome: &mut BatchOutcome) {
+        let Some(id) = s.id.as_deref() else {
+            outcome.invalid += 1;
+            return;
+        };
+        match s.status.unwrap_or(SessionStatus::Unknown) {
+            SessionStatus::Active => self.apply_active(id, s, outcome),
+            SessionStatus::Completed => {
+                self.apply_ended(id, s, EndStatus::Completed, observed_at, outcome);
+            }
+            SessionStatus::Failed => {
+                self.apply_ended(id, s, EndStatus::Failed, observed_at, outcome)
+            }
+            SessionStatus::Unknown => outcome.invalid += 1,
+        }
+    }
+
+    fn apply_active(&mut self, id: &str, s: &Session, outcome: &mut BatchOutcome) {
+        if self.ended.contains_key(id) {
+            // Ending is final: a stale ACTIVE record changes nothing.
+            outcome.duplicates += 1;
+            return;
+        }
+        let generation = self.generation;
+        if let Some(live) = self.live.get_mut(id) {
+            live.seen_gen = generation;
+            live.hidden_since = None;
+            let series = &mut self.series[live.labels as usize];
+            grow(&mut live.bytes_in, s.bytes_in, &mut series.bytes_in);
+            grow(&mut live.bytes_out, s.bytes_out, &mut series.bytes_out);
+            outcome.duplicates += 1;
+            return;
+        }
+        let labels = self.label_id(s);
+        let series = &mut self.series[labels as usize];
+        if s.start_time.is_some_and(|t| t >= self.t0) {
+            series.started += 1;
+            outcome.started += 1;
+        }
+        let mut live = Live {
+            labels,
+            bytes_in: 0,
+            bytes_out: 0,
+            seen_gen: generation,
+            hidden_since: None,
+        };
+        grow(&mut live.bytes_in, s.bytes_in, &mut series.bytes_in);
+        grow(&mut live.bytes_out, s.bytes_out, &mut series.bytes_out);
+        self.live.insert(id.into(), live);
+    }
+
+    fn apply_ended(
+        &mut self,
+        id: &str,
+        s: &Session,
+        status: EndStatus,
+        observed_at: DateTime<Utc>,
+        outcome: &mut BatchOutcome,
+    ) {
+        if let Some(done) = self.ended.get_mut(id) {
+            // Seen before: only a higher final byte count can still move the counters.
+            if done.counted {
+                let series = &mut self.series[done.labels as usize];
+                grow(&mut done.bytes_in, s.bytes_in, &mut series.bytes_in);
+                grow(&mut done.bytes_out, s.bytes_out, &mut series.bytes_out);
+            }
+            outcome.duplicates += 1;
+            return;
+        }
+        let end = end_time(s);
+        let live = self.live.remove(id);
+        let counted = match (&live, end) {
+            // Known while active: it ended after T0 unless its own end time says otherwise.
+            (Some(_), Some(end)) => end >= self.t0,
+            (Some(_), None) => true,
+            // Never seen: it must have ended at or after T0 and after the horizon (older ones were
+            // either counted and forgotten, or ended before T0).
+            (None, Some(end)) => end >= self.t0 && end >= self.horizon,
+            // No end time at all: only a start at or after T0 proves it ended after T0.
+            (None, None) => s
+                .start_time
+                .is_some_and(|t| t >= self.t0 && t >= self.horizon),
+        };
+        // Remembered until the horizon passes both its end and the moment it was seen: records
+        // that ended before the horizon are ignored anyway, and until then a stale ACTIVE record of
+        // the same session is recognised.
+        let remember_at = end.map_or(observed_at, |end| end.max(observed_at));
+        if !counted {
+            outcome.too_old += 1;
+            let labels = live.map_or_else(|| self.label_id(s), |l| l.labels);
+            self.ended.insert(
+                id.into(),
+                Ended {
+                    at: remember_at,
+                    labels,
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    counted: false,
+                },
+            );
+            return;
+        }
+        let (labels, mut bytes_in, mut bytes_out) = match live {
+            Some(l) => (l.labels, l.bytes_in, l.bytes_out),
+            None => {
+                let labels = self.label_id(s);
+                if s.start_time.is_some_and(|t| t >= self.t0) {
+                    self.series[labels as usize].started += 1;
+                    outcome.started += 1;
+                }
+                (labels, 0, 0)
+            }
+        };
+        let series = &mut self.series[labels as usize];
+        grow(&mut bytes_in, s.bytes_in, &mut series.bytes_in);
+        grow(&mut bytes_out, s.bytes_out, &mut series.bytes_out);
+
+        let reason = self.reasons.id(s.disconnect_reason.as_deref());
+        *self.ended_counts.entry((labels, reason)).or_default() += 1;
+        if status == EndStatus::Failed {
+            *self.failed_counts.entry((labels, reason)).or_default() += 1;
+        }
+        let region = self.regions.intern(&[Dimension::VpnRegion.value(s)]);
+        self.durations
+            .entry((region, status))
+            .or_default()
+            .observe(duration_seconds(s));
+        outcome.ended += 1;
+        self.ended.insert(
+            id.into(),
+            Ended {
+                at: remember_at,
+                labels,
+                bytes_in,
+                bytes_out,
+                counted: true,
+            },
+        );
+    }
+
+    fn label_id(&mut self, s: &Session) -> u32 {
+        let mut parts: [&str; Dimension::ALL.len()] = [""; Dimension::ALL.len()];
+        for (slot, dim) in parts.iter_mut().zip(&self.dims) {
+            *slot = dim.value(s);
+        }
+        let id = self.labels.intern(&parts[..self.dims.len()]);
+        if id as usize >= self.series.len() {
+            self.series
+                .resize(id as usize + 1, SeriesCounters::default());
+        }
+        id
+    }
+
+    /// Sessions counted in the active gauge now.
+    pub fn active_count(&self) -> u64 {
+        self.live
+            .values()
+            .filter(|l| l.hidden_since.is_none())
+            .count() as u64
+    }
+
+    /// The current state, for publishing.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut active: HashMap<u32, u64> = HashMap::new();
+        for live in self.live.values() {
+            if live.hidden_since.is_none() {
+                *active.entry(live.labels).or_default() += 1;
+            }
+        }
+        let labels = |id: u32| self.labels.get(id).clone();
+        let per_series = |f: fn(&SeriesCounters) -> u64| {
+            self.series
+                .iter()
+                .enumerate()
+                .map(|(id, c)| (labels(id as u32), f(c)))
+                .collect::<Vec<_>>()
+        };
+        let by_reason = |counts: &HashMap<(u32, u32), u64>| {
+            counts
+                .iter()
+                .map(|(&(l, r), &n)| (labels(l), self.reasons.names[r as usize].clone(), n))
+                .collect::<Vec<_>>()
+        };
+        Snapshot {
+            label_names: self.dims.iter().map(|d| d.label_name()).collect(),
+            active: active.into_iter().map(|(id, n)| (labels(id), n)).collect(),
+            started: per_series(|c| c.started),
+            bytes_in: per_series(|c| c.bytes_in),
+            bytes_out: per_series(|c| c.bytes_out),
+            ended: by_reason(&self.ended_counts),
+            failed: by_reason(&self.failed_counts),
+            durations: self
+                .durations
+                .iter()
+                .map(|(&(r, st), h)| (self.regions.get(r)[0].clone(), st, h.clone()))
+                .collect(),
+            tracked_live: self.live.len(),
+            tracked_ended: self.ended.len(),
+        }
+    }
+}
+
+/// Raises `held` to `reported` and adds the growth to `total`; a lower report changes nothing.
+fn grow(held: &mut u64, reported: Option<u64>, total: &mut u64) {
+    if let Some(v) = reported.filter(|&v| v > *held) {
+        *total = total.saturating_add(v - *held);
+        *held = v;
+    }
+}
+
+/// `sessionEndTime`, else start plus duration.
+fn end_time(s: &Session) -> Option<DateTime<Utc>> {
+    s.end_time.or_else(|| {
+        let start = s.start_time?;
+        let secs = i64::try_from(s.duration_seconds?).ok()?;
+        start.checked_add_signed(chrono::Duration::try_seconds(secs)?)
+    })
+}
+
+/// `sessionDurationSeconds`, else end minus start, else 0 (a session that failed to connect).
+fn duration_seconds(s: &Session) -> f64 {
+    if let Some(d) = s.duration_seconds {
+        return d as f64;
+    }
+    match (s.start_time, s.end_time) {
+        (Some(start), Some(end)) if end >= start => {
+            (end - start).num_milliseconds() as f64 / 1000.0
+        }
+        _ => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// Seconds after T0 as a server time (negative: before T0).
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    fn tracker() -> SessionTracker {
+        SessionTracker::new(at(0), vec![Dimension::VpnRegion, Dimension::Protocol])
+    }
+
+    fn active(id: &str, start: i64, bytes_in: u64) -> Session {
+        Session {
+            id: Some(id.into()),
+            status: Some(SessionStatus::Active),
+            region: Some("eu".into()),
+            protocol: Some("UDP".into()),
+            start_time: Some(at(start)),
+            bytes_in: Some(bytes_in),
+            bytes_out: Some(bytes_in * 2),
+            ..Session::default()
+        }
+    }
+
+    fn ended(id: &str, start: i64, end: i64, bytes_in: u64, reason: &str) -> Session {
+        Session {
+            status: Some(SessionStatus::Completed),
+            end_time: Some(at(end)),
+            disconnect_reason: Some(reason.into()),
+            ..active(id, start, bytes_in)
+        }
+    }
+
+    fn failed(id: &str, start: i64, end: i64, reason: &str) -> Session {
+        Session {
+            status: Some(SessionStatus::Failed),
+            ..ended(id, start, end, 0, reason)
+        }
+    }
+
+    fn total(series: &[(LabelValues, u64)]) -> u64 {
+        series.iter().map(|(_, n)| n).sum()
+    }
+
+    fn total_by_reason(series: &[(LabelValues, Arc<str>, u64)]) -> u64 {
+        series.iter().map(|(_, _, n)| n).sum()
+    }
+
+    fn hist_count(snap: &Snapshot) -> u64 {
+        snap.durations.iter().map(|(_, _, h)| h.count).sum()
+    }
+
+    #[test]
+    fn duplicates_inside_one_page_count_once() {
+        let mut t = tracker();
+        let page = [
+            ended("a", 10, 20, 5, "USER"),
+            ended("a", 10, 20, 5, "USER"),
+            active("b", 15, 7),
+            active("b", 15, 7),
+        ];
+        let out = t.apply(&page, at(30));
+        assert_eq!((out.ended, out.started, out.duplicates), (1, 2, 2));
+        let snap = t.snapshot();
+        assert_eq!(total_by_reason(&snap.ended), 1);
+        assert_eq!(total(&snap.started), 2);
+        assert_eq!(total(&snap.active), 1);
+        assert_eq!(total(&snap.bytes_in), 12);
+        assert_eq!(hist_count(&snap), 1);
+    }
+
+    #[test]
+    fn duplicates_across_pages_and_overlapping_windows_count_once() {
+        let mut t = tracker();
+        t.apply(&[active("a", 5, 10)], at(30));
+        t.apply(
+            &[ended("a", 5, 40, 15, "USER"), ended("b", 35, 45, 3, "IDLE")],
+            at(60),
+        );
+        // The next window overlaps the last one and returns both again, plus a new one.
+        t.apply(
+            &[ended("b", 35, 45, 3, "IDLE"), ended("a", 5, 40, 15, "USER")],
+            at(90),
+        );
+        t.apply(
+            &[ended("a", 5, 40, 15, "USER"), ended("c", 50, 70, 1, "IDLE")],
+            at(90),
+        );
+        let snap = t.snapshot();
+        assert_eq!(total_by_reason(&snap.ended), 3);
+        assert_eq!(total(&snap.started), 3);
+        assert_eq!(total(&snap.bytes_in), 15 + 3 + 1);
+        assert_eq!(total(&snap.bytes_out), 2 * (15 + 3 + 1));
+        assert_eq!(hist_count(&snap), 3);
+        assert_eq!(total(&snap.active), 0);
+    }
+
+    #[test]
+    fn an_active_record_after_the_ended_one_changes_nothing() {
+        let mut t = tracker();
+        t.apply(&[ended("a", 5, 40, 15, "USER")], at(60));
+        let before = t.snapshot();
+        let out = t.apply(&[active("a", 5, 99)], at(61));
+        assert_eq!(out.duplicates, 1);
+        let snap = t.snapshot();
+        assert_eq!(total(&snap.active), 0);
+        assert_eq!(total(&snap.bytes_in), total(&before.bytes_in));
+        assert_eq!(total(&snap.started), 1);
+    }
+
+    #[test]
+    fn a_session_that_starts_and_ends_between_polls_counts_everywhere_once() {
+        let mut t = tracker();
+        t.apply(&[active("x", -100, 1)], at(10));
+        t.apply(&[ended("short", 20, 50, 300, "USER")], at(60));
+        let snap = t.snapshot();
+        assert_eq!(
+            total(&snap.started),
+            1,
+            "only the session that started after T0"
+        );
+        assert_eq!(total_by_reason(&snap.ended), 1);
+        assert_eq!(total(&snap.bytes_in), 301);
+        let (region, status, h) = &snap.durations[0];
+        assert_eq!(
+            (&**region, *status, h.count, h.sum),
+            ("eu", EndStatus::Completed, 1, 30.0)
+        );
+        assert_eq!(h.buckets[0], 1, "30 s falls in the 60 s bucket");
+    }
+
+    #[test]
+    fn a_session_that_ended_before_t0_is_never_counted() {
+        let mut t = tracker();
+        // The first window reaches back before T0 (the overlap) and returns a session that ended then.
+        let out = t.apply(&[ended("old", -500, -10, 1000, "USER")], at(5));
+        assert_eq!(out.too_old, 1);
+        // Returned again later, and even as a stale ACTIVE record, it still counts nowhere.
+        t.apply(
+            &[
+                ended("old", -500, -10, 1000, "USER"),
+                active("old", -500, 1000),
+            ],
+            at(60),
+        );
+        let snap = t.snapshot();
+        assert_eq!(total_by_reason(&snap.ended), 0);
+        assert_eq!(total(&snap.bytes_in), 0);
+        assert_eq!(total(&snap.active), 0);
+        assert_eq!(hist_count(&snap), 0);
+    }
+
+    #[test]
+    fn a_session_active_at_start_counts_bytes_and_its_end_but_not_a_start() {
+        let mut t = tracker();
+        t.begin_full_listing();
+        t.apply(&[active("a", -3600, 1000)], at(1));
+        t.finish_full_listing(at(1));
+        t.apply(&[ended("a", -3600, 100, 1500, "IDLE")], at(120));
+        let snap = t.snapshot();
+        assert_eq!(total(&snap.started), 0);
+        assert_eq!(total_by_reason(&snap.ended), 1);
+        assert_eq!(total(&snap.bytes_in), 1500);
+    }
+
+    #[test]
+    fn byte_counters_never_decrease() {
+        let mut t = tracker();
+        t.apply(&[active("a", 1, 100)], at(10));
+        t.apply(&[active("a", 1, 40)], at(20));
+        assert_eq!(total(&t.snapshot().bytes_in), 100);
+        t.apply(&[active("a", 1, 250)], at(30));
+        assert_eq!(total(&t.snapshot().bytes_in), 250);
+        t.apply(&[ended("a", 1, 35, 200, "USER")], at(40));
+        assert_eq!(total(&t.snapshot().bytes_in), 250);
+        t.apply(&[ended("a", 1, 35, 260, "USER")], at(50));
+        assert_eq!(
+            total(&t.snapshot().bytes_in),
+            260,
+            "a later, higher final count still adds"
+        );
+    }
+
+    #[test]
+    fn failed_sessions_count_as_ended_and_failed_with_their_reason() {
+        let mut t = tracker();
+        t.apply(
+            &[
+                failed("f", 10, 10, "AUTH_FAILED"),
+                ended("c", 5, 20, 1, "USER"),
+            ],
+            at(30),
+        );
+        let snap = t.snapshot();
+        assert_eq!(total_by_reason(&snap.ended), 2);
+        assert_eq!(snap.failed.len(), 1);
+        assert_eq!(&*snap.failed[0].1, "AUTH_FAILED");
+        assert!(
+            snap.durations
+                .iter()
+                .any(|(_, st, h)| *st == EndStatus::Failed && h.count == 1)
+        );
+    }
+
+    #[test]
+    fn reasons_beyond_fifty_fold_into_other() {
+        let mut t = tracker();
+        let page: Vec<Session> = (0..60)
+            .map(|i| failed(&format!("s{i}"), 10, 20, &format!("REASON_{i}")))
+            .collect();
+        t.apply(&page, at(30));
+        let snap = t.snapshot();
+        let reasons: std::collections::HashSet<&str> =
+            snap.failed.iter().map(|(_, r, _)| &**r).collect();
+        assert_eq!(reasons.len(), MAX_REASONS + 1);
+        assert!(reasons.contains(OTHER_REASON));
+        let other: u64 = snap
+            .failed
+            .iter()
+            .filter(|(_, r, _)| &**r == OTHER_REASON)
+            .map(|(_, _, n)| n)
+            .sum();
+        assert_eq!(other, 10);
+        assert_eq!(total_by_reason(&snap.failed), 60);
+    }
+
+    #[test]
+    fn ended_ids_are_forgotten_once_the_horizon_passes_and_stay_uncounted() {
+        let mut t = tracker();
+        let page: Vec<Session> = (0..1000)
+            .map(|i| ended(&format!("s{i}"), 10, 20 + i, 1, "USER"))
+            .collect();
+        for s in &page {
+            t.apply(std::slice::from_ref(s), s.end_time.unwrap());
+        }
+        assert_eq!(t.snapshot().tracked_ended, 1000);
+        t.advance_horizon(at(520));
+        assert_eq!(
+            t.snapshot().tracked_ended,
+            500,
+            "ids that ended before the horizon are forgotten"
+        );
+        // A window that still returns a forgotten record does not count it again.
+        t.apply(&page, at(1200));
+        let snap = t.snapshot();
+        assert_eq!(total_by_reason(&snap.ended), 1000);
+        assert_eq!(total(&snap.started), 1000);
+        t.advance_horizon(at(100)); // never moves back
+        assert_eq!(total_by_reason(&t.snapshot().ended), 1000);
+        t.advance_horizon(at(1300));
+        assert_eq!(
+            t.snapshot().tracked_ended,
+            0,
+            "memory is bounded by the horizon"
+        );
+    }
+
+    #[test]
+    fn a_full_listing_hides_vanished_sessions_and_their_label_sets_disappear() {
+        let mut t = tracker();
+        let mut tcp = active("b", 2, 1);
+        tcp.protocol = Some("TCP".into());
+        t.begin_full_listing();
+        t.apply(&[active("a", 1, 1), tcp.clone()], at(10));
+        t.finish_full_listing(at(10));
+        assert_eq!(t.snapshot().active.len(), 2);
+
+        t.begin_full_listing();
+        t.apply(&[active("a", 1, 1)], at(70));
+        t.finish_full_listing(at(70));
+        let snap = t.snapshot();
+        assert_eq!(
+            snap.active.len(),
+            1,
+            "the TCP label set is gone from the gauge"
+        );
+        assert_eq!(snap.started.len(), 2, "counters keep their series");
+
+        // The vanished session reappears: it is not new.
+        t.apply(&[tcp], at(80));
+        assert_eq!(total(&t.snapshot().started), 2);
+        assert_eq!(total(&t.snapshot().active), 2);
+        // Hidden again, then its end arrives late: counted once.
+        t.begin_full_listing();
+        t.finish_full_listing(at(90));
+        t.apply(
+            &[ended("b", 2, 85, 1, "USER"), ended("b", 2, 85, 1, "USER")],
+            at(95),
+        );
+        let snap = t.snapshot();
+        assert_eq!(total_by_reason(&snap.ended), 1);
+        assert_eq!(total(&snap.active), 0);
+    }
+
+    #[test]
+    fn an_incomplete_full_listing_hides_nothing() {
+        let mut t = tracker();
+        t.apply(&[active("a", 1, 1), active("b", 1, 1)], at(10));
+        t.begin_full_listing();
+        t.apply(&[active("a", 1, 1)], at(20));
+        // The listing failed half-way: finish_full_listing is not called.
+        assert_eq!(total(&t.snapshot().active), 2);
+    }
+
+    #[test]
+    fn hidden_sessions_are_dropped_once_the_horizon_passes() {
+        let mut t = tracker();
+        t.apply(&[active("a", 1, 1)], at(10));
+        t.begin_full_listing();
+        t.finish_full_listing(at(20));
+        assert_eq!(t.snapshot().tracked_live, 1);
+        t.advance_horizon(at(21));
+        assert_eq!(t.snapshot().tracked_live, 0);
+    }
+
+    #[test]
+    fn records_without_id_or_with_unknown_status_are_not_counted() {
+        let mut t = tracker();
+        let mut no_id = active("x", 1, 5);
+        no_id.id = None;
+        let mut weird = active("y", 1, 5);
+        weird.status = Some(SessionStatus::Unknown);
+        let mut none = active("z", 1, 5);
+        none.status = None;
+        let out = t.apply(&[no_id, weird, none], at(10));
+        assert_eq!(out.invalid, 3);
+        let snap = t.snapshot();
+        assert_eq!(total(&snap.active) + total(&snap.bytes_in), 0);
+    }
+
+    #[test]
+    fn end_time_falls_back_to_start_plus_duration() {
+        let mut t = tracker();
+        let mut before_t0 = ended("a", -100, 0, 1, "USER");
+        before_t0.end_time = None;
+        before_t0.duration_seconds = Some(50); // ended at -50
+        let mut after_t0 = ended("b", -100, 0, 1, "USER");
+        after_t0.end_time = None;
+        after_t0.duration_seconds = Some(150); // ended at +50
+        let mut unknown = ended("c", -100, 0, 1, "USER");
+        unknown.end_time = None; // no way to tell when an old session ended: not counted
+        t.apply(&[before_t0, after_t0, unknown], at(60));
+        let snap = t.snapshot();
+        assert_eq!(total_by_reason(&snap.ended), 1);
+        assert_eq!(snap.durations[0].2.sum, 150.0);
+    }
+
+    #[test]
+    fn missing_dimensions_become_none_and_long_values_are_clipped() {
+        let mut t = tracker();
+        let mut s = active("a", 1, 1);
+        s.region = None;
+        s.protocol = Some("x".repeat(500));
+        t.apply(&[s], at(10));
+        let snap = t.snapshot();
+        let labels = &snap.active[0].0;
+        assert_eq!(&*labels[0], NONE_VALUE);
+        assert_eq!(labels[1].len(), MAX_LABEL_LEN);
+        assert_eq!(snap.label_names, ["vpn_region", "protocol"]);
+    }
+}

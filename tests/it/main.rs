@@ -1,0 +1,12 @@
+//! Integration tests: the real exporter on port 0 against the simulator or a targeted fake.
+
+#![allow(unreachable_pub, missing_docs, dead_code)]
+
+mod fake;
+mod helpers;
+
+mod convergence;
+mod failures;
+mod process;
+mod properties;
+mod web;

@@ -1,0 +1,367 @@
+//! The binary as a process: configuration errors, signals, secrets in logs.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::fake::{Answer, Fake, token};
+use crate::helpers::{Metrics, wait_for};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cloudconnexa_exporter");
+
+/// Runs the binary with `args` and a clean environment; returns exit code and stderr.
+fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_configuration_exits_2_with_one_line_naming_flag_and_variable() {
+    let creds = [
+        "--cloudconnexa.client-id",
+        "id",
+        "--cloudconnexa.client-secret",
+        "s",
+    ];
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (vec![], "--cloudconnexa.url", "CLOUDCONNEXA_URL"),
+        (
+            [
+                &["--cloudconnexa.url", "https://a.example"][..],
+                &creds,
+                &["--poll.interval", "5x"],
+            ]
+            .concat(),
+            "--poll.interval",
+            "CLOUDCONNEXA_EXPORTER_POLL_INTERVAL",
+        ),
+        (
+            [
+                &["--cloudconnexa.url", "https://a.example"][..],
+                &creds,
+                &["--poll.interval", "500ms"],
+            ]
+            .concat(),
+            "--poll.interval",
+            "CLOUDCONNEXA_EXPORTER_POLL_INTERVAL",
+        ),
+        (
+            [&["--cloudconnexa.url", "http://remote.example"][..], &creds].concat(),
+            "--cloudconnexa.url",
+            "CLOUDCONNEXA_URL",
+        ),
+        (
+            [&["--cloudconnexa.url", "not a url"][..], &creds].concat(),
+            "--cloudconnexa.url",
+            "CLOUDCONNEXA_URL",
+        ),
+        (
+            vec![
+                "--cloudconnexa.cloud-id",
+                "acme",
+                "--cloudconnexa.client-id",
+                "id",
+                "--cloudconnexa.client-secret-file",
+                "/nonexistent/secret",
+            ],
+            "--cloudconnexa.client-secret-file",
+            "CLOUDCONNEXA_CLIENT_SECRET_FILE",
+        ),
+        (
+            vec![
+                "--cloudconnexa.cloud-id",
+                "acme",
+                "--cloudconnexa.client-secret",
+                "s",
+            ],
+            "--cloudconnexa.client-id",
+            "CLOUDCONNEXA_CLIENT_ID",
+        ),
+        (
+            [
+                &["--cloudconnexa.cloud-id", "acme"][..],
+                &creds,
+                &["--sessions.labels", "vpn_region,email"],
+            ]
+            .concat(),
+            "--sessions.labels",
+            "CLOUDCONNEXA_EXPORTER_SESSIONS_LABELS",
+        ),
+        (
+            [
+                &["--cloudconnexa.cloud-id", "acme"][..],
+                &creds,
+                &["--cloudconnexa.api-version", "v2"],
+            ]
+            .concat(),
+            "--cloudconnexa.api-version",
+            "CLOUDCONNEXA_API_VERSION",
+        ),
+        (
+            [
+                &["--cloudconnexa.cloud-id", "acme"][..],
+                &creds,
+                &["--log.format", "xml"],
+            ]
+            .concat(),
+            "--log.format",
+            "CLOUDCONNEXA_EXPORTER_LOG_FORMAT",
+        ),
+    ];
+    for (args, flag, env) in cases {
+        let (code, stderr) = run_to_exit(&args, &[]);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: one line: {stderr}"
+        );
+        assert!(
+            stderr.contains(flag) && stderr.contains(env),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_environment_configures_and_a_flag_wins_over_it() {
+    let (code, stderr) = run_to_exit(
+        &["--poll.interval", "bad"],
+        &[
+            ("CLOUDCONNEXA_URL", "https://a.example"),
+            ("CLOUDCONNEXA_CLIENT_ID", "id"),
+            ("CLOUDCONNEXA_CLIENT_SECRET", "s"),
+            ("CLOUDCONNEXA_EXPORTER_POLL_INTERVAL", "30s"),
+        ],
+    );
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("\"bad\""),
+        "the flag's value was used: {stderr}"
+    );
+    let (code, stderr) = run_to_exit(
+        &[],
+        &[
+            ("CLOUDCONNEXA_URL", "https://a.example"),
+            ("CLOUDCONNEXA_CLIENT_ID", "id"),
+            ("CLOUDCONNEXA_CLIENT_SECRET", "s"),
+            ("CLOUDCONNEXA_EXPORTER_WEB_TELEMETRY_PATH", "nope"),
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("CLOUDCONNEXA_EXPORTER_WEB_TELEMETRY_PATH"));
+}
+
+#[test]
+fn help_and_version_work() {
+    let (code, _) = run_to_exit(&["--help"], &[]);
+    assert_eq!(code, Some(0));
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+/// Secrets (the client secret, from a file, and the access token) never reach the logs at debug
+/// level, the metrics or the landing page, even through renewals and errors; SIGTERM stops the
+/// process promptly with status 0.
+#[tokio::test]
+async fn secrets_never_leak_and_sigterm_stops_cleanly() {
+    const SECRET: &str = "client-s3cr3t-VALUE";
+    const TOKEN: &str = "access-T0KEN-value";
+    let fake = Fake::start(|req, i| {
+        if req.path.ends_with("/oauth/token") {
+            return token(TOKEN, 2);
+        }
+        match i % 3 {
+            0 => Answer::json(
+                401,
+                format!(
+                    "bad token {}",
+                    req.authorization.clone().unwrap_or_default()
+                ),
+            ),
+            1 => Answer::json(500, "oops"),
+            _ => Answer::json(200, r#"{"sessions":[{"id":"a","status":"ACTIVE"}]}"#),
+        }
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("ccx-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret_file = dir.join("secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = Command::new(BIN)
+        .args([
+            "--cloudconnexa.url",
+            &fake.url(),
+            "--cloudconnexa.client-id",
+            "me",
+            "--cloudconnexa.client-secret-file",
+            secret_file.to_str().unwrap(),
+            "--poll.interval",
+            "1s",
+            "--log.level",
+            "debug",
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_clear()
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let metrics = wait_for("three token requests", Duration::from_secs(20), || {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let text = http
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let m = Metrics::parse(&text);
+            (m.sum("cloudconnexa_api_requests_total", &[("endpoint", "token")]) >= 3.0).then_some(m)
+        }
+    })
+    .await;
+    let landing = http
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let pid = child.id().to_string();
+    let sent = tokio::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "stopped in {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(0), "exit status 0 on SIGTERM");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("level=debug"), "debug logs were on: {logs}");
+    for (what, text) in [
+        ("logs", &*logs),
+        ("metrics", &metrics.text),
+        ("landing page", &landing),
+    ] {
+        assert!(
+            !text.contains(SECRET),
+            "the client secret leaked into the {what}"
+        );
+        assert!(
+            !text.contains(TOKEN),
+            "the access token leaked into the {what}"
+        );
+        assert!(
+            !text.contains("ZGVtbzpkZW1v") && !text.contains("bWU6"),
+            "basic credentials leaked into the {what}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn debug_output_of_the_configuration_hides_the_secret() {
+    let config = crate::helpers::config(&[
+        "--cloudconnexa.url",
+        "https://a.example",
+        "--cloudconnexa.client-id",
+        "id",
+        "--cloudconnexa.client-secret",
+        "super-secret-value",
+    ]);
+    let debug = format!("{config:?}");
+    assert!(
+        debug.contains("***") && !debug.contains("super-secret-value"),
+        "{debug}"
+    );
+}
+
+/// `--demo` needs no credentials, becomes ready, and SIGINT stops it with status 0.
+#[tokio::test]
+async fn demo_mode_serves_and_sigint_stops_cleanly() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = Command::new(BIN)
+        .args([
+            "--demo",
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_clear()
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let metrics = wait_for("demo metrics", Duration::from_secs(15), || {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let text = http.get(&url).send().await.ok()?.text().await.ok()?;
+            let m = Metrics::parse(&text);
+            (m.value("cloudconnexa_up") == Some(1.0)).then_some(m)
+        }
+    })
+    .await;
+    let regions = metrics.sum_by("cloudconnexa_sessions_active", "vpn_region");
+    assert!(
+        regions.len() >= 3,
+        "active sessions in at least three regions: {regions:?}"
+    );
+    let sent = tokio::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "stopped in {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
