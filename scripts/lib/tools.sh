@@ -11,10 +11,14 @@ apt_install() {
         return 1
     fi
     if [ -z "$apt_updated" ]; then
-        apt-get update -qq >/dev/null || return 1
+        apt-get update -qq >/dev/null 2>&1 || { echo "apt-get update failed" >&2; return 1; }
         apt_updated=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    local out
+    out=$(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" 2>&1) || {
+        printf '%s\n' "$out" >&2
+        return 1
+    }
 }
 
 # need_cmd COMMAND PACKAGE: makes sure COMMAND exists, installing the Debian PACKAGE if not.
