@@ -72,9 +72,13 @@ pub fn upstream_args(base: &str) -> Vec<String> {
 impl Exporter {
     /// Starts an exporter with `args` (see [`config`]), a fast retry policy and the given clock.
     pub async fn start_with(args: &[String], clock: Arc<dyn Clock>, retry: RetryPolicy) -> Self {
-        init_logs();
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let config = config(&argv);
+        Self::launch(config(&argv), Edges { clock, retry }).await
+    }
+
+    /// Starts an exporter with a ready-made configuration.
+    pub async fn launch(config: Config, edges: Edges) -> Self {
+        init_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -86,7 +90,7 @@ impl Exporter {
             async move {
                 let _ = stopped.await;
             },
-            Edges { clock, retry },
+            edges,
         ));
         Self {
             addr,
@@ -94,6 +98,11 @@ impl Exporter {
             task: Some(task),
             http: reqwest::Client::new(),
         }
+    }
+
+    /// The URL of `path` on this exporter.
+    pub fn url(&self, scheme: &str, path: &str) -> String {
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     /// Starts an exporter with `args`.

@@ -168,6 +168,85 @@ fn help_and_version_work() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
 
+/// The binary running on a free loopback port, with a clean environment.
+struct Running {
+    child: std::process::Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Running {
+    fn spawn(args: &[&str]) -> Self {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(BIN)
+            .args(args)
+            .args(["--web.listen-address", &listen])
+            .env_clear()
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            base: format!("http://{listen}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Option<String> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .ok()?;
+        r.text().await.ok()
+    }
+
+    /// Waits for a scrape that satisfies `done`.
+    async fn scrape_until(&self, what: &str, done: impl Fn(&Metrics) -> bool) -> Metrics {
+        wait_for(what, Duration::from_secs(20), || async {
+            let m = Metrics::parse(&self.get("/metrics").await?);
+            done(&m).then_some(m)
+        })
+        .await
+    }
+
+    /// Sends `signal`, waits for the process to exit, and checks it did so within 5 s with
+    /// status 0; returns what it wrote to standard error.
+    async fn stop_with(self, signal: &str) -> String {
+        let sent = tokio::time::Instant::now();
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let out = tokio::task::spawn_blocking(move || self.child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "stopped in {:?}",
+            sent.elapsed()
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "exit status 0 on {signal}: {stderr}"
+        );
+        stderr
+    }
+}
+
 /// Secrets (the client secret, from a file, and the access token) never reach the logs at debug
 /// level, the metrics or the landing page, even through renewals and errors; SIGTERM stops the
 /// process promptly with status 0.
@@ -196,77 +275,25 @@ async fn secrets_never_leak_and_sigterm_stops_cleanly() {
     std::fs::create_dir_all(&dir).unwrap();
     let secret_file = dir.join("secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = Command::new(BIN)
-        .args([
-            "--cloudconnexa.url",
-            &fake.url(),
-            "--cloudconnexa.client-id",
-            "me",
-            "--cloudconnexa.client-secret-file",
-            secret_file.to_str().unwrap(),
-            "--poll.interval",
-            "1s",
-            "--log.level",
-            "debug",
-            "--web.listen-address",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env_clear()
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let metrics = wait_for("three token requests", Duration::from_secs(20), || {
-        let http = http.clone();
-        let base = base.clone();
-        async move {
-            let text = http
-                .get(format!("{base}/metrics"))
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            let m = Metrics::parse(&text);
-            (m.sum("cloudconnexa_api_requests_total", &[("endpoint", "token")]) >= 3.0).then_some(m)
-        }
-    })
-    .await;
-    let landing = http
-        .get(format!("{base}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let pid = child.id().to_string();
-    let sent = tokio::time::Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        sent.elapsed() < Duration::from_secs(5),
-        "stopped in {:?}",
-        sent.elapsed()
-    );
-    assert_eq!(out.status.code(), Some(0), "exit status 0 on SIGTERM");
-    let logs = String::from_utf8_lossy(&out.stderr);
+    let running = Running::spawn(&[
+        "--cloudconnexa.url",
+        &fake.url(),
+        "--cloudconnexa.client-id",
+        "me",
+        "--cloudconnexa.client-secret-file",
+        secret_file.to_str().unwrap(),
+        "--poll.interval",
+        "1s",
+        "--log.level",
+        "debug",
+    ]);
+    let metrics = running
+        .scrape_until("three token requests", |m| {
+            m.sum("cloudconnexa_api_requests_total", &[("endpoint", "token")]) >= 3.0
+        })
+        .await;
+    let landing = running.get("/").await.unwrap();
+    let logs = running.stop_with("-TERM").await;
     assert!(logs.contains("level=debug"), "debug logs were on: {logs}");
     for (what, text) in [
         ("logs", &*logs),
@@ -309,59 +336,14 @@ fn debug_output_of_the_configuration_hides_the_secret() {
 /// `--demo` needs no credentials, becomes ready, and SIGINT stops it with status 0.
 #[tokio::test]
 async fn demo_mode_serves_and_sigint_stops_cleanly() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = Command::new(BIN)
-        .args([
-            "--demo",
-            "--web.listen-address",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env_clear()
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/metrics");
-    let metrics = wait_for("demo metrics", Duration::from_secs(15), || {
-        let http = http.clone();
-        let url = url.clone();
-        async move {
-            let text = http.get(&url).send().await.ok()?.text().await.ok()?;
-            let m = Metrics::parse(&text);
-            (m.value("cloudconnexa_up") == Some(1.0)).then_some(m)
-        }
-    })
-    .await;
+    let running = Running::spawn(&["--demo"]);
+    let metrics = running
+        .scrape_until("demo metrics", |m| m.value("cloudconnexa_up") == Some(1.0))
+        .await;
     let regions = metrics.sum_by("cloudconnexa_sessions_active", "vpn_region");
     assert!(
         regions.len() >= 3,
         "active sessions in at least three regions: {regions:?}"
     );
-    let sent = tokio::time::Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        sent.elapsed() < Duration::from_secs(5),
-        "stopped in {:?}",
-        sent.elapsed()
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    running.stop_with("-INT").await;
 }

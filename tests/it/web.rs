@@ -7,17 +7,15 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cloudconnexa_exporter::{Edges, RunError};
+use cloudconnexa_exporter::Edges;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-use crate::helpers::{Metrics, config, init_logs, wait_for};
+use crate::helpers::{Exporter, Metrics, config, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cloudconnexa_exporter");
 const PASSWORD: &str = "correct horse";
@@ -105,51 +103,14 @@ fn users(password: &str) -> String {
 }
 
 /// An exporter on the demo tenant with a web configuration, checking it for changes every 50 ms.
-struct Server {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), RunError>>>,
-}
-
-impl Server {
-    async fn start(web_config: Option<&PathBuf>) -> Self {
-        init_logs();
-        let mut args = vec!["--demo", "--web.listen-address", "127.0.0.1:0"];
-        if let Some(path) = web_config {
-            args.extend(["--web.config.file", path.to_str().unwrap()]);
-        }
-        let mut config = config(&args);
-        config.web_reload_interval = Duration::from_millis(50);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(cloudconnexa_exporter::run_with(
-            config,
-            listener,
-            async move {
-                let _ = stopped.await;
-            },
-            Edges::default(),
-        ));
-        Self {
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        }
+async fn start_server(web_config: Option<&PathBuf>) -> Exporter {
+    let mut args = vec!["--demo", "--web.listen-address", "127.0.0.1:0"];
+    if let Some(path) = web_config {
+        args.extend(["--web.config.file", path.to_str().unwrap()]);
     }
-
-    fn url(&self, scheme: &str, path: &str) -> String {
-        format!("{scheme}://{}{path}", self.addr)
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task.take().unwrap())
-            .await
-            .expect("the exporter stops within 10 s")
-            .expect("task joins")
-            .expect("run returns Ok");
-    }
+    let mut config = config(&args);
+    config.web_reload_interval = Duration::from_millis(50);
+    Exporter::launch(config, Edges::default()).await
 }
 
 /// A client trusting only `ca`, presenting `identity` if given, opening a new connection (and TLS
@@ -196,7 +157,7 @@ async fn https_scrapes_need_the_password_of_a_known_user() {
             users(PASSWORD)
         ),
     );
-    let server = Server::start(Some(&path)).await;
+    let server = start_server(Some(&path)).await;
     let client = https_client(&ca, None);
     let metrics = server.url("https", "/metrics");
 
@@ -245,7 +206,7 @@ async fn plain_http_to_the_tls_port_gets_no_metrics() {
     let ca = Ca::new("test CA");
     let dir = Dir::new("plain");
     let path = dir.write("web.yml", &dir.server_tls(ca.server()));
-    let server = Server::start(Some(&path)).await;
+    let server = start_server(Some(&path)).await;
 
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     stream
@@ -358,7 +319,7 @@ async fn a_file_that_breaks_after_start_leaves_the_last_good_config_in_force() {
     let dir = Dir::new("broken");
     let tls = dir.server_tls(ca.server());
     let path = dir.write("web.yml", &format!("{tls}{}", users(PASSWORD)));
-    let server = Server::start(Some(&path)).await;
+    let server = start_server(Some(&path)).await;
     let client = https_client(&ca, None);
     let metrics = server.url("https", "/metrics");
     let alice = Some(("alice", PASSWORD));
@@ -417,7 +378,7 @@ async fn a_rotated_certificate_is_served_after_reload() {
     let (old_ca, new_ca) = (Ca::new("old CA"), Ca::new("new CA"));
     let dir = Dir::new("rotate");
     let path = dir.write("web.yml", &dir.server_tls(old_ca.server()));
-    let server = Server::start(Some(&path)).await;
+    let server = start_server(Some(&path)).await;
     let metrics = server.url("https", "/metrics");
     let (trusts_old, trusts_new) = (https_client(&old_ca, None), https_client(&new_ca, None));
     assert_eq!(get(&trusts_old, &metrics, None).await.unwrap().0, 200);
@@ -454,7 +415,7 @@ async fn mutual_tls_refuses_clients_without_a_trusted_certificate() {
             dir.server_tls(ca.server())
         ),
     );
-    let server = Server::start(Some(&path)).await;
+    let server = start_server(Some(&path)).await;
     let metrics = server.url("https", "/metrics");
 
     let trusted = https_client(&ca, Some(clients_ca.client()));
@@ -505,8 +466,8 @@ async fn half_open_connections_do_not_starve_scrapes() {
     let ca = Ca::new("test CA");
     let dir = Dir::new("halfopen");
     let path = dir.write("web.yml", &dir.server_tls(ca.server()));
-    let plain = Server::start(None).await;
-    let tls = Server::start(Some(&path)).await;
+    let plain = start_server(None).await;
+    let tls = start_server(Some(&path)).await;
     // A partial request line; the start of a TLS record.
     let held_plain = half_open(plain.addr, 200, b"GET /metr").await;
     let held_tls = half_open(tls.addr, 200, &[0x16, 0x03, 0x01, 0x02]).await;
@@ -555,7 +516,7 @@ async fn hundreds_of_concurrent_scrapes_all_succeed() {
     const SCRAPERS: usize = 512;
     let dir = Dir::new("concurrent");
     let path = dir.write("web.yml", &users(PASSWORD));
-    let server = Server::start(Some(&path)).await;
+    let server = start_server(Some(&path)).await;
     let metrics = server.url("http", "/metrics");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
