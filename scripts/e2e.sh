@@ -30,7 +30,6 @@ cd "$(dirname "$0")/.." || exit 1
 # shellcheck source=scripts/lib/tools.sh
 . scripts/lib/tools.sh
 helper=scripts/lib/e2e_prom.py
-started=$SECONDS
 
 need_cmd prometheus prometheus || exit 1
 need_cmd promtool prometheus || exit 1
@@ -141,6 +140,7 @@ receivers:
 EOF
 
 # --- processes ------------------------------------------------------------------------------
+started=$SECONDS  # the deadlines below count from here, after any tool installation
 start webhook python3 "$helper" webhook "$p_hook" "$work/webhook.jsonl"
 # The simulated world runs 300 times faster than real time (5 hours a minute), so that within
 # the test sessions start, end and fail at any hour and on any day of the week (the world follows
@@ -159,7 +159,6 @@ start alertmanager prometheus-alertmanager --config.file="$work/alertmanager.yml
     --cluster.listen-address= --log.level=warn
 start prometheus prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prometheus" \
     --web.listen-address="127.0.0.1:$p_prom" --log.level=warn
-
 
 # --- checks ---------------------------------------------------------------------------------
 check "webhook receiver answers" wait_http webhook "http://127.0.0.1:$p_hook/" 20
