@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Static checks of the Grafana dashboards and the compose demo stack (used by check-ops.sh).
+
+    opslint.py dashboards FILE...   structure, variables and query filters of each dashboard
+    opslint.py compose FILE         the compose file parses and everything it mounts exists
+    opslint.py dockerfile-user FILE the final stage of a Dockerfile runs as a non-root user
+
+Each prints what is wrong and exits non-zero, or prints nothing and exits 0.
+"""
+import json
+import os
+import re
+import sys
+
+SESSION_DIMS = ["vpn_region", "network", "user_group", "protocol", "os_type"]
+# Metrics labelled by every session dimension, and the one labelled by vpn_region alone.
+DIM_METRICS = re.compile(
+    r"^cloudconnexa_(sessions_active|sessions_started_total|sessions_ended_total|sessions_failed_total"
+    r"|session_in_bytes_total|session_out_bytes_total)$"
+)
+REGION_METRICS = re.compile(r"^cloudconnexa_session_duration_seconds(_bucket|_sum|_count)?$")
+SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}")
+BARE_METRIC = re.compile(r"\b(cloudconnexa_[a-z0-9_]+|process_[a-z0-9_]+|up)\b(?!\s*\{)")
+
+
+def panels_of(dashboard):
+    """Every panel, rows' nested panels included."""
+    for panel in dashboard.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def check_dashboard(path):
+    problems = []
+    name = os.path.basename(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        d = json.loads(text)
+    except (OSError, ValueError) as e:
+        return [f"{name}: does not parse: {e}"]
+
+    def bad(msg):
+        problems.append(f"{name}: {msg}")
+
+    expected_uid = name.removesuffix(".json")
+    if d.get("uid") != expected_uid:
+        bad(f"uid is {d.get('uid')!r}, expected the stable {expected_uid!r}")
+    if not isinstance(d.get("schemaVersion"), int) or d["schemaVersion"] < 36:
+        bad(f"schemaVersion {d.get('schemaVersion')!r} is older than Grafana 9 (36)")
+    if "__inputs" in d or "${DS_" in text:
+        bad("uses an import-time ${DS_...} input instead of the datasource variable")
+    if d.get("id") is not None:
+        bad("has a fixed numeric id; provisioned dashboards need id null")
+
+    variables = {v.get("name"): v for v in d.get("templating", {}).get("list", [])}
+    ds = variables.get("datasource")
+    if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
+        bad("no `datasource` variable of type datasource (prometheus)")
+    for var, source in (("job", "label_values(cloudconnexa_up, job)"), ("instance", "label_values(cloudconnexa_up")):
+        v = variables.get(var)
+        definition = (v or {}).get("definition", "")
+        if not v or v.get("type") != "query" or not definition.startswith(source):
+            bad(f"no `{var}` query variable from {source}...")
+    wants_dims = any(DIM_METRICS.match(m) for m in SELECTOR.findall(text) for m in [m[0]])
+    if wants_dims:
+        for dim in SESSION_DIMS:
+            v = variables.get(dim)
+            if not v or v.get("type") != "query" or not v.get("multi") or not v.get("includeAll"):
+                bad(f"no multi-value `{dim}` filter variable with an All option")
+            elif v.get("allValue") != ".*":
+                bad(f"`{dim}` variable's All value must be .* so that series without the label still match")
+
+    ids = set()
+    n_targets = 0
+    for panel in panels_of(d):
+        title = panel.get("title", "?")
+        if panel.get("id") in ids:
+            bad(f"panel id {panel.get('id')} is used twice")
+        ids.add(panel.get("id"))
+        if panel.get("type") == "row":
+            continue
+        if not panel.get("targets"):
+            bad(f"panel {title!r} has no query")
+        for t in panel.get("targets", []):
+            n_targets += 1
+            if (t.get("datasource") or panel.get("datasource") or {}).get("uid") != "${datasource}":
+                bad(f"panel {title!r} does not use the ${{datasource}} variable")
+            expr = t.get("expr", "")
+            if not expr:
+                bad(f"panel {title!r} target {t.get('refId')} has no expr")
+            problems.extend(f"{name}: panel {title!r}: {p}" for p in check_expr(expr))
+    if n_targets == 0:
+        bad("has no queries")
+    return problems
+
+
+def check_expr(expr):
+    """Every series selector is filtered by job and instance, and by the dimensions it has."""
+    problems = []
+    for metric in BARE_METRIC.findall(re.sub(r'"[^"]*"', '""', expr)):
+        problems.append(f"{metric} is not filtered by job and instance")
+    for m in SELECTOR.finditer(expr):
+        metric, matchers = m.group(1), m.group(2)
+        needed = ['job=~"$job"', 'instance=~"$instance"']
+        if DIM_METRICS.match(metric):
+            needed += [f'{dim}=~"${dim}"' for dim in SESSION_DIMS]
+        elif REGION_METRICS.match(metric):
+            needed += ['vpn_region=~"$vpn_region"']
+        for n in needed:
+            if n not in matchers:
+                problems.append(f"{metric} lacks the filter {n}")
+    return problems
+
+
+def check_compose(path):
+    import yaml  # PyYAML; check-ops.sh installs it when missing
+
+    problems = []
+    base = os.path.dirname(os.path.abspath(path))
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        return [f"{path}: does not parse: {e}"]
+    services = (doc or {}).get("services")
+    if not isinstance(services, dict) or not services:
+        return [f"{path}: no services"]
+    named_volumes = set((doc.get("volumes") or {}).keys())
+    targets = {}
+    for name, svc in services.items():
+        if not svc.get("image") and not svc.get("build"):
+            problems.append(f"service {name}: neither image nor build")
+        build = svc.get("build")
+        if build:
+            context = build if isinstance(build, str) else build.get("context", ".")
+            ctx = os.path.normpath(os.path.join(base, context))
+            if not os.path.isdir(ctx):
+                problems.append(f"service {name}: build context {context} does not exist")
+            dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+            if not os.path.isfile(os.path.join(ctx, dockerfile)):
+                problems.append(f"service {name}: {dockerfile} not found in the build context")
+        for dep in svc.get("depends_on") or []:
+            if dep not in services:
+                problems.append(f"service {name}: depends on unknown service {dep}")
+        for vol in svc.get("volumes") or []:
+            if isinstance(vol, str):
+                parts = vol.split(":")
+                source, target = parts[0], parts[1] if len(parts) > 1 else ""
+                kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+            else:
+                source, target, kind = vol.get("source", ""), vol.get("target", ""), vol.get("type", "volume")
+            targets[target] = name
+            if kind == "bind":
+                if not os.path.exists(os.path.normpath(os.path.join(base, os.path.expanduser(source)))):
+                    problems.append(f"service {name}: mounts {source}, which does not exist")
+            elif kind == "volume" and source and source not in named_volumes:
+                problems.append(f"service {name}: named volume {source} is not declared")
+    return [f"{path}: {p}" for p in problems]
+
+
+def check_dockerfile_user(path):
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f]
+    last_stage = max(i for i, line in enumerate(lines) if line.upper().startswith("FROM "))
+    users = [line.split(None, 1)[1] for line in lines[last_stage:] if line.upper().startswith("USER ")]
+    base = lines[last_stage].split()[1]
+    if users:
+        user = users[-1].split(":")[0]
+        if user in ("root", "0"):
+            return [f"{path}: the final stage runs as {user}"]
+        return []
+    if base.endswith(":nonroot"):
+        return []
+    return [f"{path}: the final stage ({base}) sets no USER, so it runs as root"]
+
+
+def main(argv):
+    if len(argv) < 3:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    what, files = argv[1], argv[2:]
+    if what == "dashboards":
+        problems = [p for f in files for p in check_dashboard(f)]
+    elif what == "compose":
+        problems = check_compose(files[0])
+    elif what == "dockerfile-user":
+        problems = check_dockerfile_user(files[0])
+    else:
+        print(f"unknown check {what}", file=sys.stderr)
+        return 2
+    for p in problems:
+        print(p)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
