@@ -26,10 +26,10 @@ dashboards=(dashboards/*.json)
 
 check "promtool check rules ${rules[*]}" promtool check rules "${rules[@]}"
 check "promtool test rules (${#rule_tests[@]} files)" promtool test rules "${rule_tests[@]}"
-check "every alert has a runbook section in docs/ops-readme-sections.md" \
+check "every alert has a runbook section in README.md" \
     python3 - "${rules[@]}" <<'PY'
 import re, sys, yaml
-doc = open("docs/ops-readme-sections.md", encoding="utf-8").read()
+doc = open("README.md", encoding="utf-8").read()
 # GitHub's anchor of a heading: lower case, spaces to dashes, punctuation dropped.
 anchors = {re.sub(r"[^a-z0-9 _-]", "", h.strip().lower()).replace(" ", "-")
            for h in re.findall(r"^#+ (.+)$", doc, re.M)}

@@ -10,9 +10,8 @@
 #   - Alertmanager, sending every alert to that webhook,
 #   - Prometheus, scraping both exporters every 2s and evaluating the project's alert rules.
 # Then it checks that both targets are up, that `promtool check metrics` finds nothing to say
-# about either exporter's output, that every query of every dashboard panel is valid for both
-# exporters and that at least 90% of them return data for the one polling the simulator (the
-# share for --demo is shown too), that every dashboard variable lists values, that every rule
+# about either exporter's output, that every query of every dashboard panel is valid and that at
+# least 90% of them return data, for each exporter, that every dashboard variable lists values, that every rule
 # evaluates healthy, and finally revokes the credentials in the simulator and waits for
 # CloudConnexaCredentialsRejected to travel exporter -> Prometheus -> Alertmanager -> webhook.
 #
@@ -186,11 +185,10 @@ echo "     (data collected for $((SECONDS - started))s)"
 
 note "dashboard queries valid, >= 90% with data (simulated tenant)" \
     python3 "$helper" dashboards "$prom" "$exporter" 0.9 dashboards/*.json
-# The --demo tenant runs in real time, so how many sessions end or fail in the test's minute
-# depends on the hour and the day of the week: its share of queries with data is shown, but
-# only the validity of its queries is required.
-note "dashboard queries valid (--demo)" \
-    python3 "$helper" dashboards "$prom" "$demo" 0 dashboards/*.json
+# The --demo tenant runs in real time but is large enough that a session ends within 50 s of
+# any start hour; only its failure panels may still be empty after a minute.
+note "dashboard queries valid, >= 90% with data (--demo, under a minute)" \
+    python3 "$helper" dashboards "$prom" "$demo" 0.9 dashboards/*.json
 note "dashboard variables list values" python3 "$helper" variables "$prom" "$demo" dashboards/*.json
 note "every rule evaluates healthy" python3 "$helper" rules-healthy "$prom" 30
 
