@@ -10,9 +10,9 @@
 #   - Alertmanager, sending every alert to that webhook,
 #   - Prometheus, scraping both exporters every 2s and evaluating the project's alert rules.
 # Then it checks that both targets are up, that `promtool check metrics` finds nothing to say
-# about either exporter's output, that every query of every dashboard panel is valid and that at
-# least 90% of them return data, for each exporter, that every dashboard variable lists values, that every rule
-# evaluates healthy, and finally revokes the credentials in the simulator and waits for
+# about either exporter's output, that every query of every dashboard panel is valid and that
+# at least 90% of them return data, for each exporter, that every dashboard variable lists
+# values, that every rule evaluates healthy, and finally revokes the credentials in the simulator and waits for
 # CloudConnexaCredentialsRejected to travel exporter -> Prometheus -> Alertmanager -> webhook.
 #
 # Prometheus and Alertmanager come from Debian's packages, installed when missing.
