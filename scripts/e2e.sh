@@ -13,7 +13,8 @@
 # about either exporter's output, that every query of every dashboard panel is valid and that
 # at least 90% of them return data, for each exporter, that every dashboard variable lists
 # values, that every rule evaluates healthy, and finally revokes the credentials in the
-# simulator and waits for CloudConnexaCredentialsRejected to travel exporter -> Prometheus -> Alertmanager -> webhook.
+# simulator and waits for CloudConnexaCredentialsRejected to travel exporter -> Prometheus ->
+# Alertmanager -> webhook.
 #
 # Prometheus and Alertmanager come from Debian's packages, installed when missing.
 # Every process started here is stopped on exit. Closes with `e2e: N passed, M failed` and
