@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use cloudconnexa_exporter::clock::{Clock, SkewedClock, SystemClock};
 use cloudconnexa_exporter::sim::{self, Faults, RateLimit, SimConfig, Simulator, TruthSession};
 
-use crate::helpers::{Exporter, Metrics, fast_retry, upstream_args, wait_for};
+use crate::helpers::{Exporter, Metrics, fast_retry, upstream_args};
 
 /// A running simulator on a loopback port.
 struct Sim {
@@ -162,10 +162,7 @@ async fn converges(config: SimConfig, api_version: &str, clock: Arc<dyn Clock>) 
         .map(String::from),
     );
     let exporter = Exporter::start_with(&args, clock, fast_retry()).await;
-    wait_for("ready", Duration::from_secs(30), || async {
-        (exporter.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    exporter.wait_ready(Duration::from_secs(30)).await;
     let t0 = sim.sim.now();
     sim.sim.set_churn(true);
 

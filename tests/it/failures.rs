@@ -111,10 +111,7 @@ async fn a_spurious_401_renews_the_token_once_and_the_cycle_succeeds() {
     })
     .await;
     let exporter = Exporter::start(&with_interval(&fake.url(), "1s")).await;
-    wait_for("ready", Duration::from_secs(10), || async {
-        (exporter.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    exporter.wait_ready(Duration::from_secs(10)).await;
     let m = exporter.scrape().await;
     assert_eq!(m.value("cloudconnexa_up"), Some(1.0));
     assert_eq!(m.sum("cloudconnexa_poll_errors_total", &[]), 0.0);
@@ -229,10 +226,7 @@ async fn a_429_is_waited_out_as_the_api_asks_then_retried() {
     })
     .await;
     let exporter = Exporter::start(&with_interval(&fake.url(), "1s")).await;
-    wait_for("ready", Duration::from_secs(15), || async {
-        (exporter.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    exporter.wait_ready(Duration::from_secs(15)).await;
     let m = exporter.scrape().await;
     assert_eq!(
         m.sum("cloudconnexa_poll_errors_total", &[]),
@@ -281,10 +275,7 @@ async fn a_refused_start_date_narrows_the_window_and_the_cycle_succeeds() {
     })
     .await;
     let exporter = Exporter::start(&with_interval(&fake.url(), "1s")).await;
-    wait_for("ready", Duration::from_secs(15), || async {
-        (exporter.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    exporter.wait_ready(Duration::from_secs(15)).await;
     let m = exporter.scrape().await;
     assert_eq!(m.value("cloudconnexa_up"), Some(1.0));
     assert_eq!(

@@ -122,6 +122,14 @@ impl Exporter {
         (status, r.text().await.expect("body"))
     }
 
+    /// Waits until `/readyz` answers 200 (the first full listing is complete).
+    pub async fn wait_ready(&self, within: Duration) {
+        wait_for("ready", within, || async {
+            (self.get("/readyz").await.0 == 200).then_some(())
+        })
+        .await;
+    }
+
     /// Scrapes the metrics.
     pub async fn scrape(&self) -> Metrics {
         let (status, body) = self.get("/metrics").await;
