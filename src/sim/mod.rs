@@ -52,6 +52,17 @@ impl RateLimit {
     };
 }
 
+/// A steady world, for benchmarks: a constant population of active sessions and a constant rate
+/// of change, with no daily rhythm and no outages.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Steady {
+    /// Sessions active at any moment.
+    pub active: u32,
+    /// Changes per minute of world time, on average (a Poisson process): in each, an active
+    /// session ends (5% of them FAILED, the rest COMPLETED) and a new one starts.
+    pub changes_per_minute: f64,
+}
+
 /// Faults to inject, each a probability per request unless said otherwise.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
@@ -125,6 +136,10 @@ pub struct SimConfig {
     /// Expected region outages per day over all regions (each ends the region's sessions at
     /// once and is followed by a reconnection storm); 0 for none.
     pub outages_per_day: f64,
+    /// A steady world instead of the company's working-day rhythm (`outages_per_day` is then
+    /// ignored). Its sessions belong to the company's `users`, several to a user when there are
+    /// more sessions than users. The world starts with a day and an hour of history.
+    pub steady: Option<Steady>,
 }
 
 impl Default for SimConfig {
@@ -141,6 +156,7 @@ impl Default for SimConfig {
             faults: Faults::default(),
             bump_updated_on_traffic: false,
             outages_per_day: 0.5,
+            steady: None,
         }
     }
 }
@@ -157,6 +173,19 @@ impl SimConfig {
                 replenish_time: Duration::from_secs(3),
             }),
             outages_per_day: 4.0,
+            ..Self::default()
+        }
+    }
+
+    /// A steady tenant (see [`Steady`]) of `active` sessions and `changes_per_minute`, with the
+    /// vendor's default rate limit.
+    pub fn steady(active: u32, changes_per_minute: f64) -> Self {
+        Self {
+            steady: Some(Steady {
+                active,
+                changes_per_minute,
+            }),
+            outages_per_day: 0.0,
             ..Self::default()
         }
     }
@@ -339,6 +368,7 @@ impl Simulator {
                 users: config.users,
                 bump_updated_on_traffic: config.bump_updated_on_traffic,
                 outages_per_day: config.outages_per_day,
+                steady: config.steady,
             },
             server_start,
         );
