@@ -5,6 +5,7 @@
 #   benches/scrape.sh                  # 10 s per wrk run
 #   DURATION=30s benches/scrape.sh
 #   PAIRS=4 benches/scrape.sh             # four nginx/exporter pairs instead of two
+#   EXPORTER_BIN=/path/to/cloudconnexa_exporter benches/scrape.sh   # that binary, no build
 #   NGINX_SENDFILE=off benches/scrape.sh   # nginx copies the file like the exporter copies its body
 #
 # Needs wrk, nginx and curl (Debian: apt-get install wrk nginx-light curl) and python3 (to find
@@ -17,7 +18,9 @@
 #    per core, Tokio's default), access log off, keep-alive on and not limited in requests per
 #    connection (wrk keeps its connections; the exporter never closes them either), sendfile;
 # 3. runs `wrk -t2 -c32` against both, interleaved (nginx, exporter, nginx, exporter, ...), and
-#    prints each rate and the ratio of the exporter's total to nginx's (target: at least 0.8);
+#    prints each rate and the ratio of the exporter's total to nginx's (target: at least 0.8), and
+#    the server's CPU time per request (from /proc/PID/stat, 10 ms ticks over ~600,000 requests),
+#    a steadier figure than the rate on a shared machine;
 # 4. runs `wrk -t2 -c512` against the exporter and checks that there are no socket errors and
 #    no non-2xx answers.
 #
@@ -61,12 +64,16 @@ wait_for() { # wait_for SECONDS COMMAND...: retry COMMAND every 0.2 s until it s
     done
 }
 
-echo "== build"
-cargo build --release --quiet
-bin=target/release/cloudconnexa_exporter
+if [[ -n ${EXPORTER_BIN:-} ]]; then
+    bin=$EXPORTER_BIN
+else
+    echo "== build"
+    cargo build --release --quiet
+    bin=$PWD/target/release/cloudconnexa_exporter
+fi
 
 echo "== exporter"
-./"$bin" --demo --web.listen-address 127.0.0.1:0 >"$work/exporter.log" 2>&1 &
+"$bin" --demo --web.listen-address 127.0.0.1:0 >"$work/exporter.log" 2>&1 &
 pids+=($!)
 exporter_pid=$!
 wait_for 30 grep -q 'msg="serving metrics"' "$work/exporter.log"
@@ -113,6 +120,7 @@ http {
 EOF
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>"$work/nginx/stderr" &
 pids+=($!)
+nginx_pid=$!
 nginx="http://127.0.0.1:$nginx_port/metrics"
 wait_for 10 curl -fsS "$nginx"
 size() { curl -fsS -o /dev/null -w '%{size_download}' "$1"; }
@@ -120,12 +128,31 @@ echo "nginx on port $nginx_port, $workers worker processes, sendfile $NGINX_SEND
 echo "bytes served: exporter $(size "$exporter"), nginx $(size "$nginx")"
 
 rate() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+server_pids() { # the processes of the server a run named $1 measures
+    if [[ $1 == nginx* ]]; then echo "$nginx_pid" $(pgrep -P "$nginx_pid"); else echo "$exporter_pid"; fi
+}
+cpu_ticks() { # user plus system CPU of processes $@ (every thread), in clock ticks
+    local total=0 pid fields
+    for pid in "$@"; do
+        read -ra fields <<<"$(sed 's/.*) //' "/proc/$pid/stat")"
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
+}
+
 run() { # run NAME URL CONNECTIONS: one wrk run, its output kept in $work/NAME.txt
     [[ $1 != nginx* ]] || snapshot
-    local bytes; bytes=$(size "$2")
+    local bytes before after requests
+    bytes=$(size "$2")
+    before=$(cpu_ticks $(server_pids "$1"))
     wrk -t"$THREADS" -c"$3" -d"$DURATION" --latency "$2" >"$work/$1.txt"
-    printf '%-12s %10s requests/s  %6s bytes  (latency p50 %s, p99 %s)\n' "$1" "$(rate "$work/$1.txt")" \
-        "$bytes" "$(awk '$1 == "50%" {print $2}' "$work/$1.txt")" "$(awk '$1 == "99%" {print $2}' "$work/$1.txt")"
+    after=$(cpu_ticks $(server_pids "$1"))
+    requests=$(awk '/requests in/ {print $1}' "$work/$1.txt")
+    awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+        'BEGIN { printf "%.1f\n", t * 1e6 / hz / n }' >"$work/$1.cpu"
+    printf '%-12s %10s requests/s  %6s bytes  %5s us CPU/request  (latency p50 %s, p99 %s)\n' "$1" \
+        "$(rate "$work/$1.txt")" "$bytes" "$(cat "$work/$1.cpu")" \
+        "$(awk '$1 == "50%" {print $2}' "$work/$1.txt")" "$(awk '$1 == "99%" {print $2}' "$work/$1.txt")"
     if grep -qE 'Socket errors|Non-2xx' "$work/$1.txt"; then grep -E 'Socket errors|Non-2xx' "$work/$1.txt"; fi
 }
 
@@ -144,8 +171,11 @@ def rate(name):
 n = [rate(f"nginx-{i}") for i in range(1, pairs + 1)]
 e = [rate(f"exporter-{i}") for i in range(1, pairs + 1)]
 each = ", ".join(f"{a / b:.2f}" for a, b in zip(e, n))
+cpu = lambda name: sum(float(open(f"{work}/{name}-{i}.cpu").read()) for i in range(1, pairs + 1)) / pairs
 print(f"mean: nginx {sum(n) / pairs:.0f} requests/s, exporter {sum(e) / pairs:.0f} requests/s")
 print(f"ratio exporter / nginx: {sum(e) / sum(n):.2f} (pairs: {each}; target at least 0.8)")
+print(f"server CPU per request: nginx {cpu('nginx'):.1f} us, exporter {cpu('exporter'):.1f} us, "
+      f"ratio {cpu('exporter') / cpu('nginx'):.2f}")
 EOF
 
 echo "== wrk -t$THREADS -c$MANY_CONNECTIONS -d$DURATION against the exporter"
