@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::config::parse_duration;
 use crate::secret::Secret;
 
-use super::{Faults, RateLimit, SimConfig, Simulator, serve};
+use super::{Faults, RateLimit, SimConfig, Simulator, Steady, serve};
 
 /// Arguments of `cloudconnexa_exporter simulate`. Every flag also reads `CLOUDCONNEXA_SIM_<NAME>`.
 #[derive(Debug, Clone, clap::Args)]
@@ -106,6 +106,25 @@ pub struct SimulateArgs {
     )]
     pub outages_per_day: f64,
 
+    /// A steady world of this many active sessions: no daily rhythm, no outages (for benchmarks).
+    #[arg(
+        long = "steady-active",
+        env = "CLOUDCONNEXA_SIM_STEADY_ACTIVE",
+        value_name = "N"
+    )]
+    pub steady_active: Option<u32>,
+
+    /// Changes per minute of world time in a steady world: each ends an active session and starts
+    /// another (needs --steady-active).
+    #[arg(
+        long = "steady-changes-per-minute",
+        env = "CLOUDCONNEXA_SIM_STEADY_CHANGES_PER_MINUTE",
+        value_name = "M",
+        requires = "steady_active",
+        default_value_t = 0.0
+    )]
+    pub steady_changes_per_minute: f64,
+
     /// Let traffic of active sessions bump their updated time.
     #[arg(
         long = "bump-updated-on-traffic",
@@ -187,6 +206,13 @@ pub struct SimulateArgs {
 
 /// The fastest the world may run: a real minute is then about 70 days of the world.
 const MAX_SPEED: f64 = 100_000.0;
+
+/// Most active sessions of a steady world (about 200 bytes each in the simulator).
+const MAX_STEADY_ACTIVE: u32 = 5_000_000;
+
+/// Most changes per minute of a steady world: the world keeps 30 days of ended sessions, and
+/// starts with a day of them.
+const MAX_STEADY_CHANGES_PER_MINUTE: f64 = 1_000.0;
 
 fn parse_secret(text: &str) -> Result<Secret, String> {
     Ok(Secret::new(text))
@@ -280,6 +306,30 @@ impl SimulateArgs {
                 "must be a number, 0 or more",
             ));
         }
+        let steady = match self.steady_active {
+            None => None,
+            Some(active) => {
+                if !(1..=MAX_STEADY_ACTIVE).contains(&active) {
+                    return Err(flag_error(
+                        "--steady-active",
+                        format!("must be between 1 and {MAX_STEADY_ACTIVE}, not {active}"),
+                    ));
+                }
+                let rate = self.steady_changes_per_minute;
+                if !(rate.is_finite() && (0.0..=MAX_STEADY_CHANGES_PER_MINUTE).contains(&rate)) {
+                    return Err(flag_error(
+                        "--steady-changes-per-minute",
+                        format!(
+                            "must be a number from 0 to {MAX_STEADY_CHANGES_PER_MINUTE}, not {rate}"
+                        ),
+                    ));
+                }
+                Some(Steady {
+                    active,
+                    changes_per_minute: rate,
+                })
+            }
+        };
         let faults = Faults {
             rate_429: probability("--fault.429-rate", self.fault_429_rate)?,
             rate_5xx: probability("--fault.5xx-rate", self.fault_5xx_rate)?,
@@ -305,7 +355,12 @@ impl SimulateArgs {
             clock_skew: self.clock_skew,
             faults,
             bump_updated_on_traffic: self.bump_updated_on_traffic,
-            outages_per_day: self.outages_per_day,
+            outages_per_day: if steady.is_some() {
+                0.0
+            } else {
+                self.outages_per_day
+            },
+            steady,
             always_on_boost: 1.0,
         })
     }
@@ -330,6 +385,7 @@ pub async fn run_simulate(
         seed = config.seed,
         speed = config.speed,
         rate_limit = ?config.rate_limit,
+        steady = ?config.steady,
         "simulated CloudConnexa API listening"
     );
     serve(listener, sim, shutdown).await
@@ -388,6 +444,45 @@ mod tests {
         assert_eq!(config.faults.rate_5xx, 0.25);
         assert!(config.faults.repeat_cursor);
         assert_eq!(config.speed, 60.0);
+    }
+
+    #[test]
+    fn steady_flags_make_a_steady_world_without_outages() {
+        let config = parse(&[
+            "--listen-address=127.0.0.1:0",
+            "--steady-active=2000",
+            "--steady-changes-per-minute=10",
+        ])
+        .expect("valid");
+        assert_eq!(
+            config.steady,
+            Some(Steady {
+                active: 2_000,
+                changes_per_minute: 10.0
+            })
+        );
+        assert_eq!(config.outages_per_day, 0.0);
+        let still = parse(&["--listen-address=x:0", "--steady-active=5"]).expect("valid");
+        assert_eq!(still.steady.map(|s| s.changes_per_minute), Some(0.0));
+        assert_eq!(
+            parse(&["--listen-address=x:0"]).expect("valid").steady,
+            None
+        );
+        assert!(
+            parse(&["--listen-address=x:0", "--steady-changes-per-minute=3"]).is_err(),
+            "a rate needs a population"
+        );
+        for bad in [
+            &["--steady-active=0"][..],
+            &["--steady-active=10", "--steady-changes-per-minute=-1"],
+            &["--steady-active=10", "--steady-changes-per-minute=NaN"],
+            &["--steady-active=10", "--steady-changes-per-minute=1e6"],
+        ] {
+            let mut argv = vec!["--listen-address=x:0"];
+            argv.extend_from_slice(bad);
+            let error = parse(&argv).expect_err("refused");
+            assert!(error.contains("CLOUDCONNEXA_SIM_STEADY_"), "{error}");
+        }
     }
 
     #[test]

@@ -52,6 +52,17 @@ impl RateLimit {
     };
 }
 
+/// A steady world, for benchmarks: a constant population of active sessions and a constant rate
+/// of change, with no daily rhythm and no outages.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Steady {
+    /// Sessions active at any moment.
+    pub active: u32,
+    /// Changes per minute of world time, on average (a Poisson process): in each, an active
+    /// session ends (5% of them FAILED, the rest COMPLETED) and a new one starts.
+    pub changes_per_minute: f64,
+}
+
 /// Faults to inject, each a probability per request unless said otherwise.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
@@ -128,6 +139,10 @@ pub struct SimConfig {
     /// Multiplies the share of users whose device stays connected day and night (reconnecting
     /// every few hours as networks change); 1 keeps each user group's own share.
     pub always_on_boost: f64,
+    /// A steady world instead of the company's working-day rhythm (`outages_per_day` is then
+    /// ignored). Its sessions belong to the company's `users`, several to a user when there are
+    /// more sessions than users. The world starts with a day and an hour of history.
+    pub steady: Option<Steady>,
 }
 
 impl Default for SimConfig {
@@ -145,6 +160,7 @@ impl Default for SimConfig {
             bump_updated_on_traffic: false,
             outages_per_day: 0.5,
             always_on_boost: 1.0,
+            steady: None,
         }
     }
 }
@@ -166,6 +182,19 @@ impl SimConfig {
                 replenish_time: Duration::from_secs(2),
             }),
             outages_per_day: 4.0,
+            ..Self::default()
+        }
+    }
+
+    /// A steady tenant (see [`Steady`]) of `active` sessions and `changes_per_minute`, with the
+    /// vendor's default rate limit.
+    pub fn steady(active: u32, changes_per_minute: f64) -> Self {
+        Self {
+            steady: Some(Steady {
+                active,
+                changes_per_minute,
+            }),
+            outages_per_day: 0.0,
             ..Self::default()
         }
     }
@@ -349,6 +378,7 @@ impl Simulator {
                 bump_updated_on_traffic: config.bump_updated_on_traffic,
                 outages_per_day: config.outages_per_day,
                 always_on_boost: config.always_on_boost,
+                steady: config.steady,
             },
             server_start,
         );

@@ -19,6 +19,8 @@ pub(crate) mod tag {
     pub(crate) const OUTAGE_EFFECT: u64 = 5;
     /// Session ids.
     pub(crate) const SESSION_ID: u64 = 6;
+    /// A steady world's population and changes.
+    pub(crate) const STEADY: u64 = 7;
 }
 
 /// SplitMix64 finaliser: a fast, well-mixed 64-bit hash step.

@@ -27,6 +27,7 @@ use rand::Rng;
 use rand::rngs::SmallRng;
 use serde::Serialize;
 
+use super::Steady;
 use super::catalog::{
     self, ATTEMPT_FAILURES, ATTEMPT_TIMEOUT, CLIENT_EXIT, CONNECTION_LOST, DEVICE_NOT_ALLOWED,
     GROUPS, IDLE_TIMEOUT, LAPTOP_OS, NETWORK_CHANGE, NETWORKS, OFFICES, PHONE_OS, PING_TIMEOUT,
@@ -50,6 +51,15 @@ const WARM_UP: i64 = 2 * DAY;
 const PLANNING_LEAD: i64 = HOUR;
 /// How often an active session reports traffic when traffic bumps its updated time.
 const TRAFFIC_REPORT_INTERVAL: i64 = 5 * MINUTE;
+/// How much history a steady world has when it is created: a full day for the API's default
+/// window, and an hour more.
+const STEADY_WARM_UP: i64 = DAY + HOUR;
+/// How far before its first moment the sessions a steady world starts with connected.
+const STEADY_SPREAD: i64 = 12 * HOUR;
+/// Share of a steady world's endings that are failures.
+const STEADY_FAILED_SHARE: f64 = 0.05;
+/// The planned end of a session that runs until something ends it (steady worlds).
+const OPEN_ENDED: i64 = i64::MAX;
 
 /// What shapes a world, taken from the simulator's configuration.
 #[derive(Debug, Clone)]
@@ -64,6 +74,8 @@ pub(crate) struct WorldParams {
     pub(crate) outages_per_day: f64,
     /// Multiplies each user group's share of always-on devices (capped at every user).
     pub(crate) always_on_boost: f64,
+    /// A steady world instead of the company's working-day rhythm (no outages then).
+    pub(crate) steady: Option<Steady>,
 }
 
 /// A session's status as the API names it.
@@ -318,6 +330,8 @@ enum EventKind {
     PlanDay { office: usize, day: i64 },
     /// Schedule the outages of a UTC day.
     OutageDay(i64),
+    /// The `n`th change of a steady world: an active session ends and another starts.
+    Change(u64),
 }
 
 impl Event {
@@ -330,6 +344,7 @@ impl Event {
             EventKind::Traffic(seq) => (self.at, 3, *seq),
             EventKind::PlanDay { office, .. } => (self.at, 4, *office as u64),
             EventKind::OutageDay(_) => (self.at, 5, 0),
+            EventKind::Change(n) => (self.at, 6, *n),
         }
     }
 }
@@ -468,7 +483,12 @@ pub(crate) struct World {
 impl World {
     /// A world that has run for a while (its warm-up) before `now` on the server clock.
     pub(crate) fn new(params: WorldParams, now: i64) -> World {
-        let origin = now - WARM_UP;
+        let origin = now
+            - if params.steady.is_some() {
+                STEADY_WARM_UP
+            } else {
+                WARM_UP
+            };
         let mut world = World {
             company: Company::generate(params.seed, params.users, params.always_on_boost),
             params,
@@ -483,14 +503,89 @@ impl World {
             by_created: BTreeSet::new(),
             by_updated: BTreeSet::new(),
         };
-        for (office, o) in OFFICES.iter().enumerate() {
-            let day = (origin + o.utc_offset_minutes * MINUTE).div_euclid(DAY);
-            world.schedule_plan_day(office, day);
+        if let Some(steady) = world.params.steady {
+            world.populate_steady(steady);
+        } else {
+            for (office, o) in OFFICES.iter().enumerate() {
+                let day = (origin + o.utc_offset_minutes * MINUTE).div_euclid(DAY);
+                world.schedule_plan_day(office, day);
+            }
+            let day = origin.div_euclid(DAY);
+            world.push(day * DAY - PLANNING_LEAD, EventKind::OutageDay(day));
         }
-        let day = origin.div_euclid(DAY);
-        world.push(day * DAY - PLANNING_LEAD, EventKind::OutageDay(day));
         world.advance_to(now);
         world
+    }
+
+    /// Connects a steady world's sessions, spread over the hours before its first moment, and
+    /// schedules its first change.
+    fn populate_steady(&mut self, steady: Steady) {
+        let mut rng = rng_for(&[self.params.seed, tag::STEADY]);
+        let mut planned: Vec<Session> = (0..steady.active)
+            .map(|_| {
+                let start = self.origin - rng.random_range(MINUTE..STEADY_SPREAD);
+                self.steady_session(&mut rng, start)
+            })
+            .collect();
+        planned.sort_by_key(|s| s.start_c);
+        for mut s in planned {
+            s.seq = self.next_seq;
+            self.next_seq += 1;
+            let at = s.start_c;
+            self.arrive(s, at);
+        }
+        self.schedule_change(0, self.origin);
+    }
+
+    /// A session of a random user of the company, starting at `start` and open-ended.
+    fn steady_session(&self, rng: &mut SmallRng, start: i64) -> Session {
+        let users = self.company.users.len().max(1);
+        let user = rng.random_range(0..users);
+        let devices = self.company.users.get(user).map_or(1, |u| u.devices.len());
+        let device = rng.random_range(0..devices.max(1)) as u8;
+        self.dress(rng, user as u32, device, start, OPEN_ENDED, USER_DISCONNECT)
+    }
+
+    /// Schedules change `n` of a steady world, a random gap after `after`: changes come as a
+    /// Poisson process at the configured rate.
+    fn schedule_change(&mut self, n: u64, after: i64) {
+        let Some(rate) = self
+            .params
+            .steady
+            .map(|s| s.changes_per_minute)
+            .filter(|r| r.is_finite() && *r > 0.0)
+        else {
+            return;
+        };
+        let mut rng = rng_for(&[self.params.seed, tag::STEADY, n, 0]);
+        let uniform: f64 = rng.random_range(f64::EPSILON..1.0);
+        let gap = (-uniform.ln() * MINUTE as f64 / rate).max(1.0) as i64;
+        self.push(after + gap, EventKind::Change(n));
+    }
+
+    /// Change `n` of a steady world: a random active session ends (a few fail) and a new one
+    /// starts, so the number of active sessions stays the same.
+    fn change(&mut self, n: u64, at: i64) {
+        let mut rng = rng_for(&[self.params.seed, tag::STEADY, n, 1]);
+        if let Some(&first) = self.active.first() {
+            let pick = rng.random_range(first..self.next_seq.max(first + 1));
+            let victim = self.active.range(pick..).next().copied().unwrap_or(first);
+            let reason = if rng.random_bool(STEADY_FAILED_SHARE) {
+                ATTEMPT_FAILURES[weighted(&mut rng, ATTEMPT_FAILURES.map(|f| f.1))].0
+            } else {
+                [USER_DISCONNECT, CLIENT_EXIT, IDLE_TIMEOUT, NETWORK_CHANGE]
+                    [weighted(&mut rng, [0.4, 0.3, 0.15, 0.15])]
+            };
+            if let Some(s) = self.sessions.get_mut(&victim) {
+                s.end_c = at;
+                s.reason = reason;
+            }
+            self.end(victim, at);
+        }
+        let mut s = self.steady_session(&mut rng, at);
+        s.seq = self.next_seq;
+        self.next_seq += 1;
+        self.arrive(s, at);
     }
 
     /// Applies everything that happened up to `now` (server clock) and forgets old sessions.
@@ -563,6 +658,10 @@ impl World {
                     EventKind::OutageDay(day + 1),
                 );
             }
+            EventKind::Change(n) => {
+                self.change(n, at);
+                self.schedule_change(n + 1, at);
+            }
         }
     }
 
@@ -573,7 +672,9 @@ impl World {
         self.by_created.insert((session.start_s, seq));
         self.by_updated.insert((session.start_s, seq));
         self.active.insert(seq);
-        self.push(session.end_c, EventKind::End(seq));
+        if session.end_c != OPEN_ENDED {
+            self.push(session.end_c, EventKind::End(seq));
+        }
         if self.params.bump_updated_on_traffic && at + TRAFFIC_REPORT_INTERVAL < session.end_c {
             self.push(at + TRAFFIC_REPORT_INTERVAL, EventKind::Traffic(seq));
         }
@@ -1131,6 +1232,7 @@ mod tests {
             bump_updated_on_traffic: false,
             outages_per_day: 0.5,
             always_on_boost: 1.0,
+            steady: None,
         }
     }
 
@@ -1356,6 +1458,95 @@ mod tests {
             })
             .count();
         assert!(together >= 2, "an outage ends many sessions at once");
+    }
+
+    fn steady(active: u32, changes_per_minute: f64) -> WorldParams {
+        WorldParams {
+            steady: Some(Steady {
+                active,
+                changes_per_minute,
+            }),
+            outages_per_day: 0.0,
+            ..params(300)
+        }
+    }
+
+    #[test]
+    fn a_steady_world_keeps_its_population_and_changes_at_its_rate() {
+        let start = MONDAY + 3 * HOUR;
+        let mut world = World::new(steady(2_000, 10.0), start);
+        assert_eq!(world.summary().active_total, 2_000);
+        // A day of history for the API's default window: 14,400 endings expected.
+        let last_day = ended(&world)
+            .iter()
+            .filter(|t| t.updated >= start - DAY)
+            .count();
+        assert!((13_800..15_000).contains(&last_day), "{last_day} ended");
+
+        world.advance_to(start + HOUR);
+        let truth = world.truth();
+        let active = truth.iter().filter(|t| t.status == Status::Active).count();
+        assert_eq!(active, 2_000, "the population stays");
+        let ended_now = truth.iter().filter(|t| t.end.is_some_and(|e| e > start));
+        let started_now = truth.iter().filter(|t| t.start > start).count();
+        let ended_now = ended_now.count();
+        assert!(
+            (500..700).contains(&ended_now),
+            "{ended_now} ended in the hour"
+        );
+        assert_eq!(
+            started_now, ended_now,
+            "each change ends one and starts one"
+        );
+
+        let all_ended = ended(&world);
+        let failed = all_ended
+            .iter()
+            .filter(|t| t.status == Status::Failed)
+            .count();
+        let share = failed as f64 / all_ended.len() as f64;
+        assert!((0.04..0.06).contains(&share), "failed share {share}");
+        assert!(
+            all_ended
+                .iter()
+                .all(|t| t.reason != Some("CONNECTION_LOST")),
+            "no outages"
+        );
+        let regions: BTreeSet<&str> = truth.iter().map(|t| t.region).collect();
+        assert!(regions.len() >= 5, "{regions:?}");
+    }
+
+    #[test]
+    fn a_steady_world_without_changes_stands_still() {
+        let mut world = World::new(steady(1_000, 0.0), MONDAY);
+        let before = world.truth();
+        assert_eq!(before.len(), 1_000);
+        assert!(before.iter().all(|t| t.status == Status::Active));
+        world.advance_to(MONDAY + 6 * HOUR);
+        let after = world.truth();
+        let ids = |t: &[Truth]| t.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&after), ids(&before));
+        assert!(after.iter().all(|t| t.status == Status::Active));
+        assert!(
+            after
+                .iter()
+                .zip(&before)
+                .any(|(a, b)| a.bytes_out > b.bytes_out),
+            "traffic still grows"
+        );
+    }
+
+    #[test]
+    fn a_steady_world_does_not_depend_on_how_it_is_advanced() {
+        let mut jump = World::new(steady(300, 20.0), MONDAY);
+        let mut steps = World::new(steady(300, 20.0), MONDAY);
+        jump.advance_to(MONDAY + 2 * HOUR);
+        let mut t = MONDAY;
+        while t < MONDAY + 2 * HOUR {
+            t += 47 * SECOND + 3;
+            steps.advance_to(t.min(MONDAY + 2 * HOUR));
+        }
+        assert_eq!(jump.truth(), steps.truth());
     }
 
     #[test]

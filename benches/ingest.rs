@@ -1,0 +1,438 @@
+//! Ingest and memory: a full listing of 100,000 active sessions (1,000 pages of 100) from the
+//! simulated API on loopback with no rate limit.
+//!
+//! ```text
+//! cargo bench --bench ingest                  # 5 rounds of each measurement
+//! cargo bench --bench ingest -- --rounds 9
+//! ```
+//!
+//! The simulator (`simulate --no-rate-limit --steady-active 100000 --steady-changes-per-minute 0`)
+//! runs as a separate process, so its CPU time is not counted. Then:
+//!
+//! 1. **Bare decode**: the 1,000 pages' bodies are fetched once with reqwest, then decoded with
+//!    serde_json into a plain `#[derive(Deserialize)]` struct holding every field of the spec's
+//!    `SessionResponse` (strings and integers, no validation, times left as text). This is the
+//!    floor: what reading these bytes costs at all.
+//! 2. **Pipeline**: exactly what the poller does for a full listing, `ApiClient::list_sessions`
+//!    for every ACTIVE session feeding `SessionTracker::apply` page by page, with a new tracker
+//!    each round (an exporter's first listing). It includes the HTTP requests on loopback (the
+//!    client's side of them: sending, receiving, reading the body) and the tolerant decoding.
+//!    Its parts are also timed on the stored bodies: the exporter's decoder alone, the tracker
+//!    alone, and a listing applied to a tracker that already holds every session (a resync).
+//! 3. **Memory**: the exporter binary polls the same simulator (`--poll.interval 1h`); once
+//!    `/readyz` answers 200 it is scraped once and its peak resident memory (`VmHWM` of
+//!    `/proc/PID/status`) is read.
+//!
+//! Wall and CPU time (user plus system, every thread of this process, from
+//! `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`) are measured around each round; the figures are
+//! medians, and the ratios compare medians of the same run.
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use cloudconnexa_exporter::clock::SystemClock;
+use cloudconnexa_exporter::metrics::Metrics;
+use cloudconnexa_exporter::secret::Secret;
+use cloudconnexa_exporter::tracker::{Dimension, SessionTracker};
+use cloudconnexa_exporter::upstream::client::{
+    ApiClient, ApiVersion, ClientConfig, RetryPolicy, SessionsQuery,
+};
+use cloudconnexa_exporter::upstream::model::{SessionStatus, SessionsPage};
+use common::{Process, get_text, measure, ms, wait_for_200};
+use serde::Deserialize;
+
+const ACTIVE: u32 = 100_000;
+
+/// The spec's `SessionsResponse`, decoded the plain way.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct BarePage {
+    sessions: Vec<BareSession>,
+    next_cursor: Option<String>,
+}
+
+/// Every field of the spec's `SessionResponse`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct BareSession {
+    id: Option<String>,
+    user_name: Option<String>,
+    user_id: Option<String>,
+    user_group: Option<String>,
+    host_name: Option<String>,
+    host_id: Option<String>,
+    network_name: Option<String>,
+    network_id: Option<String>,
+    device_name: Option<String>,
+    device_id: Option<String>,
+    #[serde(rename = "clientUUID")]
+    client_uuid: Option<String>,
+    os_type: Option<String>,
+    os_version: Option<String>,
+    connector_name: Option<String>,
+    connector_id: Option<String>,
+    region: Option<String>,
+    session_start_time: Option<String>,
+    status: Option<String>,
+    disconnect_reason: Option<String>,
+    disconnect_reason_description: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    bytes_in: Option<i64>,
+    bytes_out: Option<i64>,
+    protocol: Option<String>,
+    public_ip: Option<String>,
+    tunnel_ip_v4: Option<String>,
+    tunnel_ip_v6: Option<String>,
+    session_end_time: Option<String>,
+    session_duration_seconds: Option<i64>,
+}
+
+/// Wall and CPU time of each round.
+#[derive(Default)]
+struct Rounds {
+    wall: Vec<Duration>,
+    cpu: Vec<Duration>,
+}
+
+impl Rounds {
+    fn add(&mut self, wall: Duration, cpu: Duration) {
+        self.wall.push(wall);
+        self.cpu.push(cpu);
+    }
+
+    fn median(values: &[Duration]) -> Duration {
+        let mut v = values.to_vec();
+        v.sort();
+        v[v.len() / 2]
+    }
+
+    fn wall(&self) -> Duration {
+        Self::median(&self.wall)
+    }
+
+    fn cpu(&self) -> Duration {
+        Self::median(&self.cpu)
+    }
+
+    fn print(&self, name: &str) {
+        let list = |v: &[Duration]| {
+            v.iter()
+                .map(|d| format!("{:.0}", ms(*d)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "{name:<34} wall {:>7.1} ms  cpu {:>7.1} ms   (rounds, ms: wall {} | cpu {})",
+            ms(self.wall()),
+            ms(self.cpu()),
+            list(&self.wall),
+            list(&self.cpu)
+        );
+    }
+}
+
+fn main() {
+    if !common::invoked_as_benchmark() {
+        println!("ingest: run with `cargo bench --bench ingest`");
+        return;
+    }
+    let rounds: usize = common::arg("rounds").map_or(5, |s| s.parse().expect("--rounds N"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let active = ACTIVE.to_string();
+    let sim = Process::simulator(
+        "ingest-simulator",
+        &[
+            "--no-rate-limit",
+            "--steady-active",
+            &active,
+            "--steady-changes-per-minute",
+            "0",
+        ],
+    );
+    println!(
+        "ingest: simulate --no-rate-limit --steady-active {ACTIVE} --steady-changes-per-minute 0 \
+         (separate process, pid {})",
+        sim.pid()
+    );
+    let (http, token) = runtime.block_on(connect(&sim.url()));
+    let (bodies, _) = runtime.block_on(fetch_pages(&http, &sim.url(), &token, true));
+    let bytes: usize = bodies.iter().map(Vec::len).sum();
+    println!(
+        "{} pages, {:.1} MB of JSON, {:.0} bytes a session\n",
+        bodies.len(),
+        bytes as f64 / 1e6,
+        bytes as f64 / f64::from(ACTIVE)
+    );
+
+    let mut http_only = Rounds::default();
+    let mut bare = Rounds::default();
+    let mut decoder = Rounds::default();
+    let mut tracker_only = Rounds::default();
+    let mut pipeline = Rounds::default();
+    let mut resync = Rounds::default();
+    let mut server = Rounds::default();
+    for _ in 0..rounds {
+        let (sessions, wall, cpu) = measure(|| {
+            let mut n = 0;
+            for body in &bodies {
+                let page: BarePage = serde_json::from_slice(body).expect("bare decode");
+                n += black_box(page).sessions.len();
+            }
+            n
+        });
+        assert_eq!(sessions, ACTIVE as usize);
+        bare.add(wall, cpu);
+
+        let (pages, wall, cpu) = measure(|| {
+            bodies
+                .iter()
+                .map(|b| SessionsPage::from_slice(b).expect("decode"))
+                .collect::<Vec<_>>()
+        });
+        decoder.add(wall, cpu);
+        let mut tracker = SessionTracker::new(Utc::now(), Dimension::DEFAULT.to_vec());
+        let now = Utc::now();
+        let ((), wall, cpu) = measure(|| {
+            tracker.begin_full_listing();
+            for page in &pages {
+                black_box(tracker.apply(&page.sessions, now));
+            }
+            tracker.finish_full_listing(now);
+        });
+        assert_eq!(tracker.active_count(), u64::from(ACTIVE));
+        tracker_only.add(wall, cpu);
+        drop(pages);
+
+        let (url, client, bearer) = (sim.url(), http.clone(), token.clone());
+        let ((_, pages), wall, cpu) = runtime
+            .block_on(runtime.spawn(async move {
+                let (wall, cpu) = (Instant::now(), common::process_cpu_time());
+                let fetched = fetch_pages(&client, &url, &bearer, false).await;
+                (fetched, wall.elapsed(), common::process_cpu_time() - cpu)
+            }))
+            .expect("fetch task");
+        assert_eq!(pages, bodies.len());
+        http_only.add(wall, cpu);
+
+        let server_before = sim.cpu_time();
+        let (tracker, wall, cpu) = run_pipeline(&runtime, &sim, None);
+        pipeline.add(wall, cpu);
+        server.add(Duration::ZERO, sim.cpu_time() - server_before);
+        let (_, wall, cpu) = run_pipeline(&runtime, &sim, Some(tracker));
+        resync.add(wall, cpu);
+    }
+    http_only.print("HTTP only (reqwest, no decoding)");
+    bare.print("bare serde decode (stored bodies)");
+    decoder.print("exporter's decoder (stored bodies)");
+    tracker_only.print("tracker.apply (decoded pages)");
+    pipeline.print("pipeline, first listing (HTTP)");
+    resync.print("pipeline, resync (HTTP)");
+    println!(
+        "{:<34} cpu {:>7.1} ms (simulator process, for comparison; 10 ms ticks)",
+        "simulator serving the pages",
+        ms(server.cpu())
+    );
+    println!(
+        "\nratio pipeline / bare decode, CPU:  {:.2} (target at most 1.5); resync {:.2}",
+        pipeline.cpu().as_secs_f64() / bare.cpu().as_secs_f64(),
+        resync.cpu().as_secs_f64() / bare.cpu().as_secs_f64()
+    );
+    println!(
+        "ratio pipeline / bare decode, wall: {:.2} (the pipeline waits for the simulator too)",
+        pipeline.wall().as_secs_f64() / bare.wall().as_secs_f64()
+    );
+    println!(
+        "ratio exporter's decoder / bare decode, CPU: {:.2}",
+        decoder.cpu().as_secs_f64() / bare.cpu().as_secs_f64()
+    );
+
+    runtime.block_on(memory(&sim));
+}
+
+/// A client and an access token for the simulator at `base`.
+async fn connect(base: &str) -> (reqwest::Client, String) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let token = http
+        .post(format!(
+            "{base}/api/v1/oauth/token?grant_type=client_credentials"
+        ))
+        .basic_auth("demo", Some("demo"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("token")
+        .bytes()
+        .await
+        .expect("token body");
+    let token: serde_json::Value = serde_json::from_slice(&token).expect("token JSON");
+    let token = token["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    (http, token)
+}
+
+/// Fetches the pages of a full ACTIVE listing, as the exporter's client asks for them; keeps
+/// their bodies if `keep`. Returns the bodies kept and the number of pages.
+async fn fetch_pages(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    keep: bool,
+) -> (Vec<Vec<u8>>, usize) {
+    let start = (Utc::now() - chrono::Duration::days(29))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let mut bodies = Vec::new();
+    let mut pages = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = vec![
+            ("size", "100".to_owned()),
+            ("startDate", start.clone()),
+            ("status", "ACTIVE".to_owned()),
+        ];
+        if let Some(c) = &cursor {
+            query.push(("cursor", c.clone()));
+        }
+        let body = http
+            .get(format!("{base}/api/v1/sessions"))
+            .query(&query)
+            .bearer_auth(token)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("page")
+            .bytes()
+            .await
+            .expect("page body");
+        pages += 1;
+        cursor = next_cursor(&body);
+        if keep {
+            bodies.push(body.to_vec());
+        }
+        if cursor.is_none() {
+            return (bodies, pages);
+        }
+    }
+}
+
+/// The `nextCursor` of a page, found without decoding it (the simulator writes it last).
+fn next_cursor(body: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\"nextCursor\":\"";
+    let tail = &body[body.len().saturating_sub(512)..];
+    let at = tail.windows(KEY.len()).rposition(|w| w == KEY)? + KEY.len();
+    let len = tail[at..].iter().position(|&b| b == b'"')?;
+    let cursor = std::str::from_utf8(&tail[at..at + len]).ok()?;
+    (!cursor.is_empty()).then(|| cursor.to_owned())
+}
+
+/// [`timed_pipeline`] in a task of the runtime, as the exporter runs its poller (driving it from
+/// the main thread instead would add a thread switch to every response).
+fn run_pipeline(
+    runtime: &tokio::runtime::Runtime,
+    sim: &Process,
+    tracker: Option<SessionTracker>,
+) -> (SessionTracker, Duration, Duration) {
+    let url = sim.url();
+    runtime
+        .block_on(runtime.spawn(async move { timed_pipeline(&url, tracker).await }))
+        .expect("pipeline task")
+}
+
+/// One full ACTIVE listing through the exporter's client into a tracker (a new one when `None`),
+/// timed from the first request to the last page applied. The token is fetched beforehand.
+async fn timed_pipeline(
+    base: &str,
+    tracker: Option<SessionTracker>,
+) -> (SessionTracker, Duration, Duration) {
+    let metrics = Arc::new(Metrics::new(
+        Dimension::DEFAULT.iter().map(|d| d.label_name()).collect(),
+    ));
+    let config = ClientConfig {
+        base_url: reqwest::Url::parse(base).expect("URL"),
+        api_version: ApiVersion::V1,
+        client_id: "demo".into(),
+        client_secret: Secret::new("demo"),
+        request_timeout: Duration::from_secs(30),
+        retry: RetryPolicy::default(),
+    };
+    let mut client = ApiClient::new(config, Arc::new(SystemClock), metrics).expect("client");
+    client.ensure_token().await.expect("token");
+    let mut tracker = tracker
+        .unwrap_or_else(|| SessionTracker::new(client.server_now(), Dimension::DEFAULT.to_vec()));
+    let query = SessionsQuery {
+        status: Some(SessionStatus::Active),
+        start: client.server_now() - chrono::Duration::days(29),
+        end: None,
+        return_only_new: false,
+    };
+    let (wall, cpu) = (Instant::now(), common::process_cpu_time());
+    let listed_at = client.server_now();
+    tracker.begin_full_listing();
+    let stats = client
+        .list_sessions(&query, 5_000, &mut |page, observed_at| {
+            black_box(tracker.apply(&page.sessions, observed_at));
+        })
+        .await
+        .expect("listing");
+    tracker.finish_full_listing(listed_at);
+    let (wall, cpu) = (wall.elapsed(), common::process_cpu_time() - cpu);
+    assert_eq!(stats.sessions, ACTIVE as usize);
+    assert_eq!(tracker.active_count(), u64::from(ACTIVE));
+    (tracker, wall, cpu)
+}
+
+/// Peak resident memory of the exporter binary tracking every session of `sim`.
+async fn memory(sim: &Process) {
+    println!("\n== memory ==");
+    let started = Instant::now();
+    let exporter = Process::exporter("ingest-exporter", sim, &["--poll.interval", "1h"]);
+    let http = reqwest::Client::new();
+    wait_for_200(
+        &http,
+        &format!("{}/readyz", exporter.url()),
+        Duration::from_secs(120),
+    )
+    .await;
+    let ready = started.elapsed();
+    let ready_hwm = exporter.peak_rss_kib();
+    let body = get_text(&http, &format!("{}/metrics", exporter.url())).await;
+    let series = body.lines().filter(|l| !l.starts_with('#')).count();
+    let active: f64 = common::sum(
+        &common::parse_metrics(&body),
+        "cloudconnexa_sessions_active",
+        &[],
+    );
+    let hwm = exporter.peak_rss_kib();
+    let rss = common::status_field(exporter.pid(), "VmRSS").unwrap_or(0);
+    println!(
+        "cloudconnexa_exporter --poll.interval 1h: ready in {:.2} s tracking {active} active sessions",
+        ready.as_secs_f64()
+    );
+    println!(
+        "scrape: {:.2} MB, {series} samples",
+        body.len() as f64 / 1e6
+    );
+    println!(
+        "peak resident memory (VmHWM): {:.1} MiB when ready, {:.1} MiB after the scrape \
+         (target under 64 MiB); resident now {:.1} MiB",
+        ready_hwm as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        rss as f64 / 1024.0
+    );
+}
