@@ -423,34 +423,94 @@ impl Poller {
 
     /// Picks the time of the next full listing from what the last one cost and the API's budget.
     fn schedule_resync(&mut self, pages: u32) {
-        let min = self.config.resync_interval;
-        let max = self.config.max_resync_interval.max(min);
-        let every = match self.client.budget().and_then(|b| b.sustained_rate()) {
-            Some(rate) => {
-                let windows = 1.0 / self.config.interval.as_secs_f64().max(1.0);
-                // Half the sustained rate for windows and listings together; when windows alone
-                // need more, listings get half of what the windows leave.
-                let spare = (RESYNC_BUDGET_SHARE * rate - windows)
-                    .max((rate - windows) * RESYNC_BUDGET_SHARE);
-                if spare <= 0.0 {
-                    tracing::warn!(
-                        sustained_per_minute = rate * 60.0,
-                        interval_s = self.config.interval.as_secs(),
-                        "the poll interval alone uses up the API's rate limit; cycles will stretch"
-                    );
-                    max
-                } else {
-                    Duration::from_secs_f64((f64::from(pages) / spare).min(max.as_secs_f64()))
-                        .max(min)
-                }
-            }
-            None => min,
-        };
+        let rate = self.client.budget().and_then(|b| b.sustained_rate());
+        let every = resync_spacing(pages, rate, &self.config);
+        if rate.is_some_and(|r| r <= 1.0 / self.config.interval.as_secs_f64().max(1.0)) {
+            tracing::warn!(
+                sustained_per_minute = rate.unwrap_or_default() * 60.0,
+                interval_s = self.config.interval.as_secs(),
+                "the poll interval alone uses up the API's rate limit; cycles will stretch"
+            );
+        }
         self.next_resync = Some(Instant::now() + every);
         tracing::debug!(
             pages,
             next_in_s = every.as_secs(),
             "scheduled the next full listing"
+        );
+    }
+}
+
+/// Time until the next full listing of `pages` pages, given the API's sustained rate (requests
+/// per second, when its headers say): half the rate goes to windows and listings together; when
+/// windows alone need more than half, listings get half of what the windows leave. Always within
+/// `resync_interval ..= max_resync_interval`.
+fn resync_spacing(pages: u32, rate: Option<f64>, config: &PollConfig) -> Duration {
+    let min = config.resync_interval;
+    let max = config.max_resync_interval.max(min);
+    let Some(rate) = rate else {
+        return min;
+    };
+    let windows = 1.0 / config.interval.as_secs_f64().max(1.0);
+    let share = RESYNC_BUDGET_SHARE * rate;
+    let spare = if windows < share {
+        share - windows
+    } else {
+        (rate - windows) * RESYNC_BUDGET_SHARE
+    };
+    if spare <= 0.0 {
+        return max;
+    }
+    Duration::from_secs_f64((f64::from(pages) / spare).min(max.as_secs_f64())).max(min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VENDOR_RATE: f64 = 1.0 / 15.0;
+
+    #[test]
+    fn listings_and_windows_share_half_the_vendor_rate() {
+        let config = PollConfig::default();
+        // 60 windows an hour leave 60 of the 120 planned for 20-page listings: one every 20 min.
+        assert_eq!(
+            resync_spacing(20, Some(VENDOR_RATE), &config),
+            Duration::from_secs(1200)
+        );
+        // A small tenant resyncs at the shortest interval, a huge one at least hourly.
+        assert_eq!(
+            resync_spacing(1, Some(VENDOR_RATE), &config),
+            config.resync_interval
+        );
+        assert_eq!(
+            resync_spacing(500, Some(VENDOR_RATE), &config),
+            config.max_resync_interval
+        );
+        // Without rate headers, the shortest interval.
+        assert_eq!(resync_spacing(20, None, &config), config.resync_interval);
+    }
+
+    #[test]
+    fn when_windows_need_more_than_half_listings_get_half_of_the_rest() {
+        let config = PollConfig {
+            interval: Duration::from_secs(20),
+            resync_interval: Duration::from_secs(20),
+            ..PollConfig::default()
+        };
+        // 3 windows a minute of a rate of 4: listings get (4 - 3) / 2 a minute.
+        assert_eq!(
+            resync_spacing(1, Some(VENDOR_RATE), &config),
+            Duration::from_secs(120)
+        );
+        // Windows alone use the whole rate: as rarely as allowed.
+        let busy = PollConfig {
+            interval: Duration::from_secs(10),
+            ..config
+        };
+        assert_eq!(
+            resync_spacing(1, Some(VENDOR_RATE), &busy),
+            busy.max_resync_interval
         );
     }
 }
