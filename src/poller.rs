@@ -231,6 +231,7 @@ impl Poller {
                     started = summary.outcome.started,
                     ended = summary.outcome.ended,
                     duplicates = summary.outcome.duplicates,
+                    ended_before_start = summary.outcome.too_old,
                     invalid = summary.outcome.invalid,
                     "poll cycle done"
                 );

@@ -216,11 +216,6 @@ impl ApiClient {
         self.clock.now() + self.offset.unwrap_or_default()
     }
 
-    /// Whether a `Date` header has been seen.
-    pub fn knows_server_clock(&self) -> bool {
-        self.offset.is_some()
-    }
-
     /// The last reading of the rate-limit bucket.
     pub fn budget(&self) -> Option<super::rate::Budget> {
         self.pacer.budget()
