@@ -2,32 +2,35 @@
 # Scrape serving: requests per second for /metrics under wrk, the exporter against nginx serving
 # the same bytes as a static file, with the same client settings in the same run.
 #
-#   benches/scrape.sh                  # 10 s per wrk run
-#   DURATION=30s benches/scrape.sh
-#   PAIRS=4 benches/scrape.sh             # four nginx/exporter pairs instead of two
-#   EXPORTER_BIN=/path/to/cloudconnexa_exporter benches/scrape.sh   # that binary, no build
-#   NGINX_SENDFILE=off benches/scrape.sh   # nginx copies the file like the exporter copies its body
+#   benches/scrape.sh                          # four pairs of 10 s runs
+#   PAIRS=8 DURATION=20s benches/scrape.sh     # more and longer runs
+#   NGINX_SENDFILE=off benches/scrape.sh       # nginx copies the file as the exporter copies its body
+#   EXPORTER_BIN=/path/to/binary benches/scrape.sh   # that binary, without building
 #
-# Needs wrk, nginx and curl (Debian: apt-get install wrk nginx-light curl) and python3 (to find
-# free ports). Everything listens on 127.0.0.1 only and runs for a bounded time:
+# Needs wrk, nginx, curl, GNU time (Debian: apt-get install wrk nginx-light curl time) and python3
+# (to find free ports and sum up). Everything listens on 127.0.0.1 only and runs for a bounded time:
 #
 # 1. builds the release binary and starts `cloudconnexa_exporter --demo` on a free loopback port;
 #    waits until /readyz answers 200 and session metrics exist;
-# 2. saves /metrics to a file and serves it with nginx on another loopback port, from a minimal
-#    configuration of its own: as many worker processes as the exporter has worker threads (one
-#    per core, Tokio's default), access log off, keep-alive on and not limited in requests per
-#    connection (wrk keeps its connections; the exporter never closes them either), sendfile;
-# 3. runs `wrk -t2 -c32` against both, interleaved (nginx, exporter, nginx, exporter, ...), and
-#    prints each rate and the ratio of the exporter's total to nginx's (target: at least 0.8), and
-#    the server's CPU time per request (from /proc/PID/stat, 10 ms ticks over ~600,000 requests),
-#    a steadier figure than the rate on a shared machine;
+# 2. serves a copy of /metrics with nginx on another loopback port, from a minimal configuration
+#    of its own: as many worker processes as the exporter has worker threads (one per core,
+#    Tokio's default), access log off, keep-alive on and not limited in requests per connection
+#    (wrk keeps its connections; the exporter never closes them either), sendfile;
+# 3. runs `wrk -t2 -c32 -d10s` against both, interleaved (nginx, exporter, nginx, exporter, ...;
+#    four pairs, since single runs vary by a tenth on a shared machine), and prints each rate, the
+#    ratio of the exporter's total to nginx's (target: at least 0.8), and each server's CPU time
+#    per request (from /proc/PID/stat, nginx's master and workers together), which moves less than
+#    the rate. Before each pair it waits (at most QUIET_WAIT=120 seconds) until the machine is
+#    idle, and for each run it prints how many cores other work used meanwhile: other tenants'
+#    builds and tests on a shared machine cost the exporter more than nginx;
 # 4. runs `wrk -t2 -c512` against the exporter and checks that there are no socket errors and
 #    no non-2xx answers.
 #
-# Both serve the same bytes: the exporter's body changes only when a poll cycle publishes (every
-# 15 s in the demo) or when its self-metrics are re-encoded (at most once a second), which moves
-# a few digits but hardly its length; the script prints both sizes. wrk sends no Accept-Encoding,
-# so both answer with the plain text.
+# The same bytes: the exporter's body changes when a poll cycle publishes (every 15 s in the demo;
+# new label sets make it grow by a few percent over a run) and its self-metrics are re-encoded at
+# most once a second (a few digits). So nginx's copy is taken again just before each nginx run, and
+# the size each server sends is printed with every run. wrk sends no Accept-Encoding, so both
+# answer with the plain text.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,9 +39,9 @@ NGINX_SENDFILE=${NGINX_SENDFILE:-on}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
 MANY_CONNECTIONS=${MANY_CONNECTIONS:-512}
-PAIRS=${PAIRS:-2}
+PAIRS=${PAIRS:-4}
 
-for tool in wrk nginx curl python3; do
+for tool in wrk nginx curl python3 /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "scrape.sh: $tool is needed" >&2; exit 1; }
 done
 
@@ -140,24 +143,48 @@ cpu_ticks() { # user plus system CPU of processes $@ (every thread), in clock ti
     echo "$total"
 }
 
+busy_ticks() { # CPU ticks the whole machine has spent busy so far (user, nice, system, irq, softirq)
+    awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat
+}
+hz=$(getconf CLK_TCK)
+
+wait_quiet() { # waits (at most QUIET_WAIT seconds) until other work leaves the machine idle
+    local deadline=$((SECONDS + ${QUIET_WAIT:-120})) a b
+    while ((SECONDS < deadline)); do
+        a=$(busy_ticks); sleep 2; b=$(busy_ticks)
+        # Under a tenth of one core over 2 s: our own idle servers and nothing else.
+        ((b - a < hz / 5)) && return 0
+    done
+    echo "warning: the machine stayed busy with other work; the rates below are disturbed"
+}
+
 run() { # run NAME URL CONNECTIONS: one wrk run, its output kept in $work/NAME.txt
     [[ $1 != nginx* ]] || snapshot
-    local bytes before after requests
+    local bytes before after busy_before busy_after requests wrk_ticks
     bytes=$(size "$2")
     before=$(cpu_ticks $(server_pids "$1"))
-    wrk -t"$THREADS" -c"$3" -d"$DURATION" --latency "$2" >"$work/$1.txt"
+    busy_before=$(busy_ticks)
+    /usr/bin/time -f '%U %S' -o "$work/$1.wrk-cpu" \
+        wrk -t"$THREADS" -c"$3" -d"$DURATION" --latency "$2" >"$work/$1.txt"
+    busy_after=$(busy_ticks)
     after=$(cpu_ticks $(server_pids "$1"))
     requests=$(awk '/requests in/ {print $1}' "$work/$1.txt")
-    awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+    wrk_ticks=$(awk -v hz="$hz" '{printf "%d", ($1 + $2) * hz}' "$work/$1.wrk-cpu")
+    awk -v t="$((after - before))" -v hz="$hz" -v n="$requests" \
         'BEGIN { printf "%.1f\n", t * 1e6 / hz / n }' >"$work/$1.cpu"
-    printf '%-12s %10s requests/s  %6s bytes  %5s us CPU/request  (latency p50 %s, p99 %s)\n' "$1" \
-        "$(rate "$work/$1.txt")" "$bytes" "$(cat "$work/$1.cpu")" \
+    # What the rest of the machine did meanwhile, in cores: other tenants' work disturbs a run.
+    local others
+    others=$(awk -v t="$((busy_after - busy_before - (after - before) - wrk_ticks))" -v hz="$hz" \
+        -v s="${DURATION%s}" 'BEGIN { v = t / hz / s; printf "%.2f", (v < 0 ? 0 : v) }')
+    printf '%-12s %10s requests/s  %6s bytes  %5s us CPU/request  others %s cores  (latency p50 %s, p99 %s)\n' \
+        "$1" "$(rate "$work/$1.txt")" "$bytes" "$(cat "$work/$1.cpu")" "$others" \
         "$(awk '$1 == "50%" {print $2}' "$work/$1.txt")" "$(awk '$1 == "99%" {print $2}' "$work/$1.txt")"
     if grep -qE 'Socket errors|Non-2xx' "$work/$1.txt"; then grep -E 'Socket errors|Non-2xx' "$work/$1.txt"; fi
 }
 
 echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION, interleaved"
 for i in $(seq "$PAIRS"); do
+    wait_quiet
     run "nginx-$i" "$nginx" "$CONNECTIONS"
     run "exporter-$i" "$exporter" "$CONNECTIONS"
 done
@@ -179,6 +206,7 @@ print(f"server CPU per request: nginx {cpu('nginx'):.1f} us, exporter {cpu('expo
 EOF
 
 echo "== wrk -t$THREADS -c$MANY_CONNECTIONS -d$DURATION against the exporter"
+wait_quiet
 run exporter-512 "$exporter" "$MANY_CONNECTIONS"
 if grep -qE 'Socket errors|Non-2xx' "$work/exporter-512.txt"; then
     echo "FAIL: errors with $MANY_CONNECTIONS connections" >&2
