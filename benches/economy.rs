@@ -376,25 +376,8 @@ struct NaiveOutcome {
 
 /// A naive lister as a script would be written: no pacing; a 429 abandons the cycle.
 async fn naive_plain(base: &str, length: Duration) -> NaiveOutcome {
-    let http = reqwest::Client::new();
+    let (http, token) = common::connect(base).await;
     let started = Instant::now();
-    let token = http
-        .post(format!(
-            "{base}/api/v1/oauth/token?grant_type=client_credentials"
-        ))
-        .basic_auth("demo", Some("demo"))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("token")
-        .bytes()
-        .await
-        .expect("token body");
-    let token: Value = serde_json::from_slice(&token).expect("token JSON");
-    let token = token["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned();
     let mut outcome = NaiveOutcome {
         begun: 0,
         complete: 0,

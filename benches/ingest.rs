@@ -165,7 +165,7 @@ fn main() {
          (separate process, pid {})",
         sim.pid()
     );
-    let (http, token) = runtime.block_on(connect(&sim.url()));
+    let (http, token) = runtime.block_on(common::connect(&sim.url()));
     let (bodies, _) = runtime.block_on(fetch_pages(&http, &sim.url(), &token, true));
     let bytes: usize = bodies.iter().map(Vec::len).sum();
     println!(
@@ -258,32 +258,6 @@ fn main() {
     );
 
     runtime.block_on(memory(&sim));
-}
-
-/// A client and an access token for the simulator at `base`.
-async fn connect(base: &str) -> (reqwest::Client, String) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
-    let token = http
-        .post(format!(
-            "{base}/api/v1/oauth/token?grant_type=client_credentials"
-        ))
-        .basic_auth("demo", Some("demo"))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("token")
-        .bytes()
-        .await
-        .expect("token body");
-    let token: serde_json::Value = serde_json::from_slice(&token).expect("token JSON");
-    let token = token["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned();
-    (http, token)
 }
 
 /// Fetches the pages of a full ACTIVE listing, as the exporter's client asks for them; keeps

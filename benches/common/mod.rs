@@ -273,3 +273,29 @@ pub(crate) async fn get_text(http: &reqwest::Client, url: &str) -> String {
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+/// A client and an access token for the simulator at `base`.
+pub(crate) async fn connect(base: &str) -> (reqwest::Client, String) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let token = http
+        .post(format!(
+            "{base}/api/v1/oauth/token?grant_type=client_credentials"
+        ))
+        .basic_auth("demo", Some("demo"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("token")
+        .bytes()
+        .await
+        .expect("token body");
+    let token: serde_json::Value = serde_json::from_slice(&token).expect("token JSON");
+    let token = token["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    (http, token)
+}
