@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
+use crate::duration::parse_duration;
 use crate::poller::PollConfig;
 use crate::secret::Secret;
 use crate::tracker::Dimension;
@@ -243,13 +244,8 @@ pub struct Config {
     pub listen_address: String,
     /// Metrics path.
     pub telemetry_path: String,
-    /// Web configuration file (TLS, basic auth).
-    pub web_config_file: Option<PathBuf>,
     /// The web configuration as loaded and checked at start; re-read while serving.
     pub web_config: Option<Arc<WebConfig>>,
-    /// How often the web configuration's files are checked for changes. Not a flag: tests
-    /// shorten it.
-    pub web_reload_interval: Duration,
     /// Log level.
     pub log_level: LogLevel,
     /// Log format.
@@ -311,8 +307,6 @@ impl Config {
             listen_address: parse_listen_address(&args.listen_address)?,
             telemetry_path: parse_telemetry_path(&args.telemetry_path)?,
             web_config: load_web_config(args.web_config_file.as_deref())?,
-            web_config_file: args.web_config_file,
-            web_reload_interval: crate::web::RELOAD_INTERVAL,
             log_level: match args.log_level.to_ascii_lowercase().as_str() {
                 "error" => LogLevel::Error,
                 "warn" => LogLevel::Warn,
@@ -588,74 +582,4 @@ fn load_web_config(path: Option<&Path>) -> Result<Option<Arc<WebConfig>>, Config
         })
     })
     .transpose()
-}
-
-/// Parses a Prometheus-style duration: one or more `<number><unit>` parts, units `ms`, `s`, `m`,
-/// `h`, `d`, `w` (e.g. `30s`, `5m`, `1h30m`, `250ms`). A bare `0` is zero.
-///
-/// Written here rather than pulled in as a crate because the grammar is a dozen lines and the
-/// error message must name the flag that carried the bad value, which the caller adds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if text.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(format!(
-                "invalid duration {text:?}: expected a number, e.g. 30s or 5m"
-            ));
-        }
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let millis_per_unit: u64 = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            "" => {
-                return Err(format!(
-                    "invalid duration {text:?}: missing unit (ms, s, m, h, d, w)"
-                ));
-            }
-            other => return Err(format!("invalid duration {text:?}: unknown unit {other:?}")),
-        };
-        let part = number
-            .checked_mul(millis_per_unit)
-            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
-        total = total
-            .checked_add(Duration::from_millis(part))
-            .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
-    }
-    Ok(total)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_like_prometheus() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        for bad in ["", "5", "m", "5x", "-5s", "1.5s", "99999999999999999999s"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
-        }
-    }
 }

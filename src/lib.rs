@@ -20,6 +20,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod duration;
 pub mod logging;
 pub mod metrics;
 pub mod poller;
@@ -69,6 +70,8 @@ pub struct Edges {
     pub clock: Arc<dyn Clock>,
     /// Retry and backoff of API requests (tests shorten the waits).
     pub retry: RetryPolicy,
+    /// How often the files of `--web.config.file` are checked for changes (tests shorten it).
+    pub web_reload_interval: Duration,
 }
 
 impl Default for Edges {
@@ -76,6 +79,7 @@ impl Default for Edges {
         Self {
             clock: Arc::new(SystemClock),
             retry: RetryPolicy::default(),
+            web_reload_interval: web::RELOAD_INTERVAL,
         }
     }
 }
@@ -137,7 +141,7 @@ pub async fn run_with(
     });
     if let Some(w) = &web {
         let mut stop = stop_rx.clone();
-        tokio::spawn(w.clone().watch(config.web_reload_interval, async move {
+        tokio::spawn(w.clone().watch(edges.web_reload_interval, async move {
             let _ = stop.wait_for(|s| *s).await;
         }));
     }

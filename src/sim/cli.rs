@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::config::parse_duration;
+use crate::duration::parse_duration;
 use crate::secret::Secret;
 
 use super::{Faults, RateLimit, SimConfig, Simulator, Steady, serve};
@@ -225,8 +225,9 @@ fn parse_skew(text: &str) -> Result<chrono::Duration, String> {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
-    let magnitude = chrono::Duration::from_std(parse_duration(magnitude)?)
-        .map_err(|_| format!("invalid duration {text:?}: too large"))?;
+    let magnitude =
+        chrono::Duration::from_std(parse_duration(magnitude).map_err(|e| e.to_string())?)
+            .map_err(|_| format!("invalid duration {text:?}: too large"))?;
     Ok(if negative { -magnitude } else { magnitude })
 }
 

@@ -285,8 +285,8 @@ impl WebConfigFile {
                             format!("{n} has no unit; write e.g. {n}s"),
                         ));
                     }
-                    Some(DurationText::Text(text)) => crate::config::parse_duration(text)
-                        .map_err(|e| invalid("rate_limit.interval", e))?,
+                    Some(DurationText::Text(text)) => crate::duration::parse_duration(text)
+                        .map_err(|e| invalid("rate_limit.interval", e.to_string()))?,
                 };
                 match (interval.is_zero(), r.burst.unwrap_or(0)) {
                     (true, _) => None,

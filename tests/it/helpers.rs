@@ -73,7 +73,15 @@ impl Exporter {
     /// Starts an exporter with `args` (see [`config`]), a fast retry policy and the given clock.
     pub async fn start_with(args: &[String], clock: Arc<dyn Clock>, retry: RetryPolicy) -> Self {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        Self::launch(config(&argv), Edges { clock, retry }).await
+        Self::launch(
+            config(&argv),
+            Edges {
+                clock,
+                retry,
+                ..Edges::default()
+            },
+        )
+        .await
     }
 
     /// Starts an exporter with a ready-made configuration.

@@ -108,9 +108,11 @@ async fn start_server(web_config: Option<&PathBuf>) -> Exporter {
     if let Some(path) = web_config {
         args.extend(["--web.config.file", path.to_str().unwrap()]);
     }
-    let mut config = config(&args);
-    config.web_reload_interval = Duration::from_millis(50);
-    Exporter::launch(config, Edges::default()).await
+    let edges = Edges {
+        web_reload_interval: Duration::from_millis(50),
+        ..Edges::default()
+    };
+    Exporter::launch(config(&args), edges).await
 }
 
 /// A client trusting only `ca`, presenting `identity` if given, opening a new connection (and TLS
