@@ -122,6 +122,7 @@ pub async fn run_with(
     ));
     let status = Arc::new(PollStatus::default());
     let client = ApiClient::new(client_config, edges.clock.clone(), metrics.clone())
+        .map(Arc::new)
         .map_err(RunError::Client)?;
     let poller = Poller::new(
         client,

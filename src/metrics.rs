@@ -24,6 +24,7 @@ use prometheus::{
 use crate::tracker::{DURATION_BUCKETS, LabelValues, Snapshot};
 use crate::upstream::error::ErrorKind;
 use crate::upstream::rate::Budget;
+use crate::upstream::{Endpoint, Observer};
 
 /// The longest a cached encoding is served before it is rebuilt.
 pub const MAX_ENCODED_AGE: Duration = Duration::from_secs(1);
@@ -186,32 +187,6 @@ impl Metrics {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    /// Records the rate-limit headers of the last response that had them.
-    pub fn set_budget(&self, budget: Budget) {
-        self.shared
-            .upstream
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .budget = Some(budget);
-    }
-
-    /// Records the API server's clock minus the local clock.
-    pub fn set_clock_skew(&self, seconds: f64) {
-        self.shared
-            .upstream
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clock_skew_seconds = Some(seconds);
-    }
-
-    /// Counts a request sent upstream.
-    pub fn count_request(&self, endpoint: &str, code: Option<u16>) {
-        let code = code.map_or_else(|| "error".to_owned(), |c| c.to_string());
-        self.api_requests
-            .with_label_values(&[endpoint, &code])
-            .inc();
-    }
-
     /// The current encoding, rebuilt when stale.
     pub fn encoded(&self) -> Encoded {
         let generation = self.generation.load(Ordering::Acquire);
@@ -242,6 +217,37 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         buf
+    }
+}
+
+/// The client's reports become self-metrics: request counts, the bucket, the clock offset and the
+/// time spent waiting.
+impl Observer for Metrics {
+    fn request_done(&self, endpoint: Endpoint, status: Option<u16>) {
+        let code = status.map_or_else(|| "error".to_owned(), |c| c.to_string());
+        self.api_requests
+            .with_label_values(&[endpoint.as_str(), &code])
+            .inc();
+    }
+
+    fn budget_seen(&self, budget: Budget) {
+        self.shared
+            .upstream
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .budget = Some(budget);
+    }
+
+    fn clock_offset_seen(&self, offset: chrono::Duration) {
+        self.shared
+            .upstream
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clock_skew_seconds = Some(offset.num_milliseconds() as f64 / 1000.0);
+    }
+
+    fn waited_for_budget(&self, wait: Duration) {
+        self.rate_limit_wait.inc_by(wait.as_secs_f64());
     }
 }
 
