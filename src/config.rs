@@ -53,7 +53,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve only the simulated CloudConnexa API (client id `demo`, secret `demo`), for demos,
     /// end-to-end tests and benchmarks.
-    Simulate(crate::sim::SimulateArgs),
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 /// The exporter's flags, as given.
