@@ -59,7 +59,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve only the simulated CloudConnexa API (client id `demo`, secret `demo`), for demos,
     /// end-to-end tests and benchmarks.
-    Simulate(crate::sim::SimulateArgs),
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 /// The ids of the exporter's flags (clap's name for each argument), shared by their `#[arg]` and

@@ -15,7 +15,8 @@
 //!   publishes a snapshot at the end of each cycle.
 //! - [`metrics`]: the owned registry, the snapshot collector, self-metrics and encoding.
 //! - [`server`]: the HTTP router (`/metrics`, `/`, `/healthz`, `/readyz`) and the serving loop.
-//! - [`sim`]: the simulated CloudConnexa tenant behind `--demo`, `simulate` and the tests.
+//! - [`simulate`]: the `simulate` command's flags, over the simulator crate (`cloudconnexa_sim`),
+//!   which also serves the tenant behind `--demo` and the tests.
 //! - [`web`]: `--web.config.file` (TLS, basic auth, headers, reloads) and connection deadlines.
 
 pub mod clock;
@@ -26,7 +27,7 @@ pub mod logging;
 pub mod metrics;
 pub mod secret;
 pub mod server;
-pub mod sim;
+pub mod simulate;
 pub mod tracker;
 pub mod upstream;
 pub mod web;
@@ -275,16 +276,16 @@ async fn start_demo(
         .await
         .map_err(RunError::Demo)?;
     let addr = listener.local_addr().map_err(RunError::Demo)?;
-    let sim_config = sim::SimConfig::demo();
+    let sim_config = cloudconnexa_sim::SimConfig::demo();
     let client_id = sim_config.client_id.clone();
-    let client_secret: Secret = sim_config.client_secret.clone();
-    let simulator = sim::Simulator::new(sim_config);
+    let client_secret = Secret::new(sim_config.client_secret.expose());
+    let simulator = cloudconnexa_sim::Simulator::new(sim_config);
     tokio::spawn(async move {
         let mut stop = stop;
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = sim::serve(listener, simulator, shutdown).await {
+        if let Err(e) = cloudconnexa_sim::serve(listener, simulator, shutdown).await {
             tracing::error!(error = %e, "the simulated tenant stopped");
         }
     });
