@@ -22,6 +22,10 @@ pub const PAGE_SIZE: u32 = 1000;
 /// Most pages one inventory listing may take: a million items.
 pub const MAX_PAGES: u32 = 1000;
 
+/// Pages in a row that bring no item new to the listing before it is declared stuck: a list
+/// that moves between two requests shifts a page by a few items, not by all of them.
+const MAX_STALLED_PAGES: u32 = 3;
+
 /// A listing's items and what it took to get them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inventory<T> {
@@ -106,6 +110,7 @@ impl ApiClient {
     ) -> Result<Inventory<T>, UpstreamError> {
         let mut inventory = Inventory::default();
         let mut seen = HashSet::new();
+        let mut stalled = 0;
         for page in 0.. {
             if page >= max_pages {
                 return Err(UpstreamError::Pagination {
@@ -119,7 +124,19 @@ impl ApiClient {
                 .append_pair("size", &PAGE_SIZE.to_string());
             let envelope = self.get(endpoint, &url, priority, decode_envelope).await?;
             inventory.pages += 1;
+            let before = inventory.items.len();
             inventory.extend(&envelope.content, &mut seen);
+            stalled = if inventory.items.len() == before && !envelope.content.is_empty() {
+                stalled + 1
+            } else {
+                0
+            };
+            if stalled >= MAX_STALLED_PAGES {
+                return Err(UpstreamError::Pagination {
+                    endpoint: endpoint.as_str(),
+                    detail: format!("{stalled} pages in a row brought no new item"),
+                });
+            }
             // The last page by the latest count, or an empty page (the list shrank since), or,
             // when the API gives no count, a page that is not full.
             let last = match envelope.total_pages {

@@ -5,6 +5,7 @@
 mod fake;
 mod helpers;
 
+mod collectors;
 mod convergence;
 mod failures;
 mod process;

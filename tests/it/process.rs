@@ -82,14 +82,14 @@ fn help_and_version_work() {
 }
 
 /// The binary running on a free loopback port, with a clean environment.
-struct Running {
+pub(crate) struct Running {
     child: std::process::Child,
     base: String,
     http: reqwest::Client,
 }
 
 impl Running {
-    fn spawn(args: &[&str]) -> Self {
+    pub(crate) fn spawn(args: &[&str]) -> Self {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -110,7 +110,7 @@ impl Running {
         }
     }
 
-    async fn get(&self, path: &str) -> Option<String> {
+    pub(crate) async fn get(&self, path: &str) -> Option<String> {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -121,7 +121,11 @@ impl Running {
     }
 
     /// Waits for a scrape that satisfies `done`.
-    async fn scrape_until(&self, what: &str, done: impl Fn(&Metrics) -> bool) -> Metrics {
+    pub(crate) async fn scrape_until(
+        &self,
+        what: &str,
+        done: impl Fn(&Metrics) -> bool,
+    ) -> Metrics {
         wait_for(what, Duration::from_secs(20), || async {
             let m = Metrics::parse(&self.get("/metrics").await?);
             done(&m).then_some(m)
@@ -131,7 +135,7 @@ impl Running {
 
     /// Sends `signal`, waits for the process to exit, and checks it did so within 5 s with
     /// status 0; returns what it wrote to standard error.
-    async fn stop_with(self, signal: &str) -> String {
+    pub(crate) async fn stop_with(self, signal: &str) -> String {
         let sent = tokio::time::Instant::now();
         let pid = self.child.id().to_string();
         assert!(
