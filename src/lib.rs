@@ -1,22 +1,29 @@
 //! # cloudconnexa_exporter
 //!
-//! A Prometheus exporter for OpenVPN CloudConnexa. A background task polls the CloudConnexa REST
-//! API for sessions and publishes what it learns as a snapshot; `/metrics` serves the snapshot, so a
-//! scrape never waits on (or spends) the API's small rate limit.
+//! A Prometheus exporter for OpenVPN CloudConnexa. Background collectors poll the CloudConnexa
+//! REST API (sessions, connectors, users, regions) and publish what they learn; `/metrics` serves
+//! what was published, so a scrape never waits on (or spends) the API's small rate limit.
 //!
 //! # Layout
 //! - [`config`]: command line and environment, validated into a [`config::Config`]; bad input exits 2.
+//! - [`duration`]: Prometheus-style durations, for flags and the web configuration.
+//! - [`clock`]: the wall clock, injectable so tests can run with a skewed one.
+//! - [`logging`]: logfmt or JSON logs, set up once by the binary.
 //! - [`secret`]: a string type that never prints, for client secrets and tokens.
-//! - [`upstream`]: the CloudConnexa client: OAuth2 token cache, rate-limit pacing and retries,
-//!   cursor pagination, tolerant decoding of session records.
+//! - [`upstream`]: the CloudConnexa client: OAuth2 token cache, rate-limit pacing with priorities
+//!   and retries, cursor and page/size pagination, tolerant decoding. It reports what happened to
+//!   an [`upstream::Observer`] and knows nothing of the layers above.
+//! - [`collectors`]: one task per collector (sessions, connectors, users, regions), all on the one
+//!   client and its one budget; the runner, readiness and the budget plan.
 //! - [`tracker`]: the pure core. Session observations in, counters and gauges out; no IO, no clock.
 //!   Every counting rule of the contract lives and is tested here.
-//! - [`poller`]: the loop that decides what to ask upstream each cycle, feeds the tracker and
-//!   publishes a snapshot at the end of each cycle.
-//! - [`metrics`]: the owned registry, the snapshot collector, self-metrics and encoding.
-//! - [`server`]: the HTTP router (`/metrics`, `/`, `/healthz`, `/readyz`) and the serving loop.
-//! - [`simulate`]: the `simulate` command's flags, over the simulator crate (`cloudconnexa_sim`),
-//!   which also serves the tenant behind `--demo` and the tests.
+//! - [`metrics`]: the owned registry, self-metrics, the families built from what the collectors
+//!   publish, and encoding.
+//! - [`server`]: the HTTP routers (`/metrics`, `/`, `/healthz`, `/readyz`; the probe address) and
+//!   the serving loop.
+//! - [`simulate`]: the `simulate` command's flags, over the simulator crate (`cloudconnexa_sim`, a
+//!   workspace member that never depends on this crate), which also serves the tenant behind
+//!   `--demo` and the tests.
 //! - [`web`]: `--web.config.file` (TLS, basic auth, headers, reloads) and connection deadlines.
 
 pub mod clock;
