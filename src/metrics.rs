@@ -1,11 +1,14 @@
-//! Everything `/metrics` shows: the owned registry, the snapshot collector, self-metrics, encoding.
+//! Everything `/metrics` shows: the owned registry, the families built from what the collectors
+//! publish, self-metrics, encoding.
 //!
-//! Session metrics are not kept in live counters: the poller publishes a [`Snapshot`] of the
-//! tracker at the end of each cycle, and [`SnapshotCollector`] builds fresh metric families from it
-//! at encoding time (like the `prometheus` crate's own `ProcessCollector`). So a scrape never sees a
-//! half-applied cycle, and label sets without active sessions vanish from the gauge by themselves.
+//! Session metrics are not kept in live counters: the sessions collector publishes a [`Snapshot`]
+//! of the tracker at the end of each cycle, and a custom collector builds fresh metric families
+//! from it at encoding time (like the `prometheus` crate's own `ProcessCollector`). So a scrape
+//! never sees a half-applied cycle, and label sets without active sessions vanish from the gauge by
+//! themselves. The other collectors publish whole lists the same way (`metrics/inventory.rs`), and the API
+//! client's reports arrive through the [`Observer`] implementation.
 //!
-//! Encoding is cached: the text (and its gzip form) is rebuilt when a new snapshot is published or
+//! Encoding is cached: the text (and its gzip form) is rebuilt when something is published or
 //! when the cached copy is older than [`MAX_ENCODED_AGE`] (so self-metrics such as request counts and
 //! process CPU stay fresh), never once per scrape. A scrape costs a lock and a clone of `Bytes`.
 
