@@ -556,6 +556,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn low_priority_requests_leave_a_quarter_of_the_burst_to_the_sessions() {
+        let budget = |burst| Budget {
+            remaining: 0,
+            burst,
+            replenish_rate: Some(1),
+            replenish_time: Some(Duration::from_secs(15)),
+        };
+        assert_eq!(low_priority_reserve(Some(budget(Some(20)))), 5);
+        assert_eq!(low_priority_reserve(Some(budget(Some(50)))), 13);
+        assert_eq!(low_priority_reserve(Some(budget(Some(3)))), MIN_LOW_PRIORITY_RESERVE);
+        assert_eq!(low_priority_reserve(Some(budget(None))), MIN_LOW_PRIORITY_RESERVE);
+        assert_eq!(low_priority_reserve(None), MIN_LOW_PRIORITY_RESERVE);
+    }
+
+    #[test]
     fn tokens_decode_with_their_lifetime() {
         let (token, lifetime) =
             decode_token(br#"{"access_token":"abc","token_type":"bearer","expires_in":43199}"#)
