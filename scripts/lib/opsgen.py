@@ -339,7 +339,8 @@ def check_mixin():
                 problems.append(f"the mixin's {name} differs from {DASHBOARDS}/{name}")
     n_rules = sum(len(g["rules"]) for g in alerts["groups"])
     print(f"mixin: {n_rules} alerting rules in {len(alerts['groups'])} groups, {len(dashboards)} dashboards")
-    print("\n".join(problems))
+    if problems:
+        print("\n".join(problems))
     return 1 if problems else 0
 
 
@@ -393,7 +394,8 @@ def check_mixin_config():
         if DEFAULT_SELECTOR in json.dumps(d, ensure_ascii=False).replace('\\"', '"'):
             problems.append(f"{name}: still uses the default selector somewhere")
     print(f"_config {config}: {n_selecting} rules select by it; {len(dashboards)} dashboards checked")
-    print("\n".join(problems))
+    if problems:
+        print("\n".join(problems))
     return 1 if problems else 0
 
 

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Sourced by check-ops.sh and e2e.sh: installs the tools they need, only when missing.
+# Sourced by check-ops.sh, check-kubernetes.sh, generate-ops.sh and e2e.sh: installs the tools
+# they need, only when missing, and keeps the count of their checks.
 # Debian packages come through apt-get (root, as on CI), Python ones through pip.
 
 apt_updated=
@@ -56,10 +57,12 @@ need_pymodule() {
 }
 
 # Test bookkeeping: `check NAME COMMAND...` runs a check, prints `ok` or `FAIL` with its
-# output, and counts; `summary PREFIX` prints the closing `PREFIX: N passed, M failed` line
-# and returns non-zero when something failed.
+# output, and counts; `skip NAME REASON` records one that cannot run here; `summary PREFIX`
+# prints the closing `PREFIX: N passed, M failed` line (`, K skipped` when some were) and
+# returns non-zero when something failed.
 checks_passed=0
 checks_failed=0
+checks_skipped=0
 
 check() {
     local name=$1 out rc
@@ -83,7 +86,14 @@ note() {
     VERBOSE=1 check "$@"
 }
 
+skip() {
+    checks_skipped=$((checks_skipped + 1))
+    echo "skip - $1 ($2)"
+}
+
 summary() {
-    echo "$1: $checks_passed passed, $checks_failed failed"
+    local skipped=
+    [ "$checks_skipped" -gt 0 ] && skipped=", $checks_skipped skipped"
+    echo "$1: $checks_passed passed, $checks_failed failed$skipped"
     [ "$checks_failed" -eq 0 ]
 }
