@@ -65,6 +65,7 @@ check "generated files are what scripts/generate-ops.sh makes" python3 $gen chec
 check "the mixin renders; its alerts are alerts/, its dashboards dashboards/" python3 $gen mixin
 check "a _config of one's own reaches every job selector, threshold and dashboard variable" \
     python3 $gen mixin-config
+check "README's mixin example renders with the mixin vendored alone" python3 $gen readme-example
 
 # --- rendering ---------------------------------------------------------------------------------
 # render DIR: `kubectl kustomize` of DIR into $work/<DIR with / as _>.yaml.

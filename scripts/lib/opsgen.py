@@ -7,6 +7,7 @@ scripts/check-kubernetes.sh).
     opsgen.py check             fail, naming the files, when a committed one differs
     opsgen.py mixin             the mixin renders; its alerts are alerts/, its dashboards dashboards/
     opsgen.py mixin-config      a _config of one's own reaches the rules and the dashboards
+    opsgen.py readme-example    the README's jsonnet example works on the mixin vendored alone
 
 Sources and what is generated from them:
 
@@ -22,7 +23,7 @@ Generated YAML files carry the sha256 of their content in their header. `write` 
 overwrite one whose content no longer matches it (someone edited the output, not the source)
 unless given --force, so that such an edit is ported to the source rather than lost.
 
-Needs jsonnet on PATH and PyYAML. Prints what is wrong and exits 1, or exits 0.
+Needs jsonnet on PATH and PyYAML (and promtool for readme-example). Prints what is wrong and exits 1, or exits 0.
 """
 import hashlib
 import json
@@ -399,6 +400,55 @@ def check_mixin_config():
     return 1 if problems else 0
 
 
+def check_readme_example():
+    """The README's mixin example, run as a user would: the mixin vendored alone (as
+    jsonnet-bundler does), the example's .libsonnet file, and the commands of the shell block that
+    follows it; they must give a rule file with every rule, the example's selector in the `up`
+    rules, and every dashboard."""
+    import shutil
+    import tempfile
+
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    m = re.search(r"```jsonnet\n(// (\S+\.libsonnet)[^\n]*\n.*?)```\s*```sh\n(.*?)```", readme, re.S)
+    if not m:
+        print("README.md has no ```jsonnet block opening with // NAME.libsonnet and followed by a ```sh block")
+        return 1
+    library, name, commands = m.group(1), m.group(2), m.group(3)
+    imported = re.search(r"import '(.+?)/mixin\.libsonnet'", library)
+    problems = []
+    with tempfile.TemporaryDirectory() as work:
+        shutil.copytree(os.path.join(ROOT, MIXIN), os.path.join(work, "vendor", imported.group(1)))
+        with open(os.path.join(work, name), "w", encoding="utf-8") as f:
+            f.write(library)
+        run = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=work, capture_output=True, text=True)
+        if run.returncode != 0:
+            print(f"the README's commands failed:\n{commands}\n{run.stderr}")
+            return 1
+        rules_file = os.path.join(work, "cloudconnexa.rules.yml")
+        names = sorted(n for n in os.listdir(os.path.join(ROOT, DASHBOARDS)) if n.endswith(".json"))
+        made = sorted(os.listdir(os.path.join(work, "dashboards"))) if os.path.isdir(os.path.join(work, "dashboards")) else []
+        if made != names:
+            problems.append(f"it writes the dashboards {made}, expected {names}")
+        if not os.path.exists(rules_file):
+            problems.append("it writes no cloudconnexa.rules.yml")
+        else:
+            with open(rules_file, encoding="utf-8") as f:
+                groups = yaml.safe_load(f)["groups"]
+            n = sum(len(g["rules"]) for g in groups)
+            if n != sum(len(g["rules"]) for g in mixin_alerts()["groups"]):
+                problems.append(f"its rule file has {n} rules")
+            if not any('job="cloudconnexa-exporter"' in r["expr"] for g in groups for r in g["rules"]):
+                problems.append("the example's selector reaches no rule")
+            check = subprocess.run(["promtool", "check", "rules", rules_file], capture_output=True, text=True)
+            if check.returncode != 0:
+                problems.append(check.stdout + check.stderr)
+    print(f"README's mixin example: {name} and {len(commands.strip().splitlines())} lines of shell")
+    if problems:
+        print("\n".join(problems))
+    return 1 if problems else 0
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__.strip(), file=sys.stderr)
@@ -412,6 +462,8 @@ def main(argv):
         return check_mixin()
     if what == "mixin-config":
         return check_mixin_config()
+    if what == "readme-example":
+        return check_readme_example()
     print(f"unknown command {what}", file=sys.stderr)
     return 2
 
