@@ -84,22 +84,41 @@ impl Default for Edges {
     }
 }
 
-/// Runs the exporter on `listener` until `shutdown` completes.
+/// Where the exporter serves: the main address (metrics, landing page, probes) and, with
+/// `--web.probe-listen-address`, an address for the health probes alone.
+pub struct Listeners {
+    /// `--web.listen-address`.
+    pub main: TcpListener,
+    /// `--web.probe-listen-address`, if given.
+    pub probes: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(main: TcpListener) -> Self {
+        Self { main, probes: None }
+    }
+}
+
+/// Runs the exporter on `listeners` until `shutdown` completes.
 pub async fn run(
     config: Config,
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    run_with(config, listener, shutdown, Edges::default()).await
+    run_with(config, listeners, shutdown, Edges::default()).await
 }
 
 /// [`run`] with injected edges.
 pub async fn run_with(
     config: Config,
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     edges: Edges,
 ) -> Result<(), RunError> {
+    let Listeners {
+        main: listener,
+        probes,
+    } = listeners.into();
     let (stop_tx, stop_rx) = watch::channel(false);
     let client_config = match &config.source {
         Source::Api(c) => ClientConfig {
@@ -122,6 +141,7 @@ pub async fn run_with(
     ));
     let status = Arc::new(PollStatus::default());
     let client = ApiClient::new(client_config, edges.clock.clone(), metrics.clone())
+        .map(Arc::new)
         .map_err(RunError::Client)?;
     let poller = Poller::new(
         client,
@@ -145,11 +165,22 @@ pub async fn run_with(
             let _ = stop.wait_for(|s| *s).await;
         }));
     }
-    let app = server::router(server::AppState {
+    let state = server::AppState {
         metrics,
         status,
         telemetry_path: config.telemetry_path.clone(),
+    };
+    let probe_task = probes.map(|probes| {
+        if let Ok(addr) = probes.local_addr() {
+            tracing::info!(address = %addr, "serving health probes (no TLS, no authentication)");
+        }
+        let mut stop = stop_rx.clone();
+        let app = server::probe_router(state.clone());
+        tokio::spawn(server::serve(probes, app, None, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
     });
+    let app = server::router(state);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(
             address = %addr,
@@ -161,6 +192,9 @@ pub async fn run_with(
     }
     let served = server::serve(listener, app, web, shutdown).await;
     let _ = stop_tx.send(true);
+    if let Some(task) = probe_task {
+        let _ = task.await;
+    }
     if tokio::time::timeout(POLLER_STOP_TIMEOUT, poll_task)
         .await
         .is_err()

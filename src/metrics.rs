@@ -24,6 +24,7 @@ use prometheus::{
 use crate::tracker::{DURATION_BUCKETS, LabelValues, Snapshot};
 use crate::upstream::error::ErrorKind;
 use crate::upstream::rate::Budget;
+use crate::upstream::{Endpoint, Observer};
 
 /// The longest a cached encoding is served before it is rebuilt.
 pub const MAX_ENCODED_AGE: Duration = Duration::from_secs(1);
@@ -186,32 +187,6 @@ impl Metrics {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    /// Records the rate-limit headers of the last response that had them.
-    pub fn set_budget(&self, budget: Budget) {
-        self.shared
-            .upstream
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .budget = Some(budget);
-    }
-
-    /// Records the API server's clock minus the local clock.
-    pub fn set_clock_skew(&self, seconds: f64) {
-        self.shared
-            .upstream
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clock_skew_seconds = Some(seconds);
-    }
-
-    /// Counts a request sent upstream.
-    pub fn count_request(&self, endpoint: &str, code: Option<u16>) {
-        let code = code.map_or_else(|| "error".to_owned(), |c| c.to_string());
-        self.api_requests
-            .with_label_values(&[endpoint, &code])
-            .inc();
-    }
-
     /// The current encoding, rebuilt when stale.
     pub fn encoded(&self) -> Encoded {
         let generation = self.generation.load(Ordering::Acquire);
@@ -242,6 +217,37 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         buf
+    }
+}
+
+/// The client's reports become self-metrics: request counts, the bucket, the clock offset and the
+/// time spent waiting.
+impl Observer for Metrics {
+    fn request_done(&self, endpoint: Endpoint, status: Option<u16>) {
+        let code = status.map_or_else(|| "error".to_owned(), |c| c.to_string());
+        self.api_requests
+            .with_label_values(&[endpoint.as_str(), &code])
+            .inc();
+    }
+
+    fn budget_seen(&self, budget: Budget) {
+        self.shared
+            .upstream
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .budget = Some(budget);
+    }
+
+    fn clock_offset_seen(&self, offset: chrono::Duration) {
+        self.shared
+            .upstream
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clock_skew_seconds = Some(offset.num_milliseconds() as f64 / 1000.0);
+    }
+
+    fn waited_for_budget(&self, wait: Duration) {
+        self.rate_limit_wait.inc_by(wait.as_secs_f64());
     }
 }
 
@@ -532,5 +538,211 @@ impl Collector for SnapshotCollector {
         );
         gauge(CLOCK_SKEW, upstream.clock_skew_seconds);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::{Dimension, EndStatus, HistogramCounts};
+
+    fn labels(values: &[&str]) -> LabelValues {
+        values.iter().map(|v| Arc::<str>::from(*v)).collect()
+    }
+
+    fn text(metrics: &Metrics) -> String {
+        String::from_utf8(metrics.encode_text()).expect("UTF-8")
+    }
+
+    /// The sample lines of `family` (its `_bucket`, `_sum` and `_count` lines for a histogram).
+    fn lines<'a>(text: &'a str, family: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(family)
+                    .is_some_and(|rest| rest.starts_with(['{', ' ', '_']))
+            })
+            .collect()
+    }
+
+    fn metrics() -> Metrics {
+        Metrics::new(vec!["vpn_region", "protocol"])
+    }
+
+    #[test]
+    fn the_duration_histogram_has_cumulative_buckets_by_region_and_status() {
+        let m = metrics();
+        let mut h = HistogramCounts::default();
+        // 30 s, 30 s, 10 min, 2 days and 5 days: slots 60, 60, 900, 259200 and +Inf.
+        h.buckets[0] = 2;
+        h.buckets[2] = 1;
+        h.buckets[9] = 1;
+        h.buckets[10] = 1;
+        h.count = 5;
+        h.sum = 30.0 + 30.0 + 600.0 + 172_800.0 + 432_000.0;
+        m.publish(Snapshot {
+            durations: vec![("eu".into(), EndStatus::Failed, h)],
+            ..Snapshot::default()
+        });
+        let text = text(&m);
+        let series = |le: &str| {
+            format!(
+                "cloudconnexa_session_duration_seconds_bucket{{vpn_region=\"eu\",status=\"failed\",le=\"{le}\"}}"
+            )
+        };
+        let expected = [
+            ("60", 2),
+            ("300", 2),
+            ("900", 3),
+            ("1800", 3),
+            ("3600", 3),
+            ("7200", 3),
+            ("14400", 3),
+            ("28800", 3),
+            ("86400", 3),
+            ("259200", 4),
+            ("+Inf", 5),
+        ];
+        let buckets = lines(&text, "cloudconnexa_session_duration_seconds_bucket");
+        assert_eq!(buckets.len(), expected.len(), "{text}");
+        for (line, (le, n)) in buckets.iter().zip(expected) {
+            assert_eq!(*line, format!("{} {n}", series(le)));
+        }
+        assert!(text.contains(
+            "cloudconnexa_session_duration_seconds_sum{vpn_region=\"eu\",status=\"failed\"} 605460\n"
+        ));
+        assert!(text.contains(
+            "cloudconnexa_session_duration_seconds_count{vpn_region=\"eu\",status=\"failed\"} 5\n"
+        ));
+        assert!(text.contains("# TYPE cloudconnexa_session_duration_seconds histogram\n"));
+    }
+
+    #[test]
+    fn session_series_carry_the_configured_labels_in_order_then_the_reason() {
+        let m = metrics();
+        let eu_udp = labels(&["eu", "UDP"]);
+        m.publish(Snapshot {
+            active: vec![(eu_udp.clone(), 3)],
+            started: vec![(eu_udp.clone(), 7)],
+            bytes_in: vec![(eu_udp.clone(), 1_000)],
+            bytes_out: vec![(eu_udp.clone(), 2_000)],
+            ended: vec![(eu_udp.clone(), "USER_DISCONNECT".into(), 4)],
+            failed: vec![(eu_udp, "AUTH_FAILED".into(), 1)],
+            ..Snapshot::default()
+        });
+        let text = text(&m);
+        for line in [
+            "cloudconnexa_sessions_active{vpn_region=\"eu\",protocol=\"UDP\"} 3",
+            "cloudconnexa_sessions_started_total{vpn_region=\"eu\",protocol=\"UDP\"} 7",
+            "cloudconnexa_session_in_bytes_total{vpn_region=\"eu\",protocol=\"UDP\"} 1000",
+            "cloudconnexa_session_out_bytes_total{vpn_region=\"eu\",protocol=\"UDP\"} 2000",
+            "cloudconnexa_sessions_ended_total{vpn_region=\"eu\",protocol=\"UDP\",reason=\"USER_DISCONNECT\"} 4",
+            "cloudconnexa_sessions_failed_total{vpn_region=\"eu\",protocol=\"UDP\",reason=\"AUTH_FAILED\"} 1",
+        ] {
+            assert!(text.contains(&format!("{line}\n")), "{line} in\n{text}");
+        }
+        assert!(text.contains("# TYPE cloudconnexa_sessions_active gauge\n"));
+        assert!(text.contains("# TYPE cloudconnexa_sessions_started_total counter\n"));
+        assert!(
+            text.contains("from the last background poll"),
+            "HELP says where session values come from"
+        );
+    }
+
+    #[test]
+    fn reasons_beyond_the_fiftieth_are_exported_as_other() {
+        let m = metrics();
+        let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let mut tracker = crate::tracker::SessionTracker::new(
+            t0,
+            vec![Dimension::VpnRegion, Dimension::Protocol],
+        );
+        let failed: Vec<crate::upstream::model::Session> = (0..55)
+            .map(|i| crate::upstream::model::Session {
+                id: Some(format!("s{i}")),
+                status: Some(crate::upstream::model::SessionStatus::Failed),
+                region: Some("eu".into()),
+                protocol: Some("UDP".into()),
+                start_time: Some(t0),
+                end_time: Some(t0),
+                disconnect_reason: Some(format!("REASON_{i:02}")),
+                ..Default::default()
+            })
+            .collect();
+        tracker.apply(&failed, t0);
+        m.publish(tracker.snapshot());
+        let text = text(&m);
+        let failed = lines(&text, "cloudconnexa_sessions_failed_total");
+        assert_eq!(failed.len(), 51, "50 reasons and other:\n{text}");
+        assert!(failed.contains(
+            &"cloudconnexa_sessions_failed_total{vpn_region=\"eu\",protocol=\"UDP\",reason=\"other\"} 5"
+        ));
+    }
+
+    #[test]
+    fn poll_error_kinds_are_present_at_zero_from_the_start() {
+        let text = text(&metrics());
+        for kind in ErrorKind::ALL {
+            let line = format!(
+                "cloudconnexa_poll_errors_total{{kind=\"{}\"}} 0\n",
+                kind.as_str()
+            );
+            assert!(text.contains(&line), "{line}");
+        }
+        assert!(text.contains("cloudconnexa_up 0\n"));
+        assert!(text.contains("cloudconnexa_exporter_build_info{"));
+        assert!(
+            !text.contains("cloudconnexa_api_rate_limit_remaining"),
+            "no bucket reading yet, no gauge"
+        );
+    }
+
+    #[test]
+    fn label_sets_that_vanish_from_the_snapshot_vanish_from_the_exposition() {
+        let m = metrics();
+        let (eu, us) = (labels(&["eu", "UDP"]), labels(&["us", "TCP"]));
+        m.publish(Snapshot {
+            active: vec![(eu.clone(), 2), (us.clone(), 1)],
+            started: vec![(eu.clone(), 2), (us.clone(), 1)],
+            ..Snapshot::default()
+        });
+        assert_eq!(lines(&text(&m), "cloudconnexa_sessions_active").len(), 2);
+        m.publish(Snapshot {
+            active: vec![(eu.clone(), 2)],
+            started: vec![(eu, 2), (us, 1)],
+            ..Snapshot::default()
+        });
+        let text = text(&m);
+        assert_eq!(
+            lines(&text, "cloudconnexa_sessions_active"),
+            ["cloudconnexa_sessions_active{vpn_region=\"eu\",protocol=\"UDP\"} 2"]
+        );
+        assert_eq!(lines(&text, "cloudconnexa_sessions_started_total").len(), 2);
+    }
+
+    #[test]
+    fn the_observer_reports_become_self_metrics() {
+        let m = metrics();
+        m.request_done(Endpoint::Sessions, Some(200));
+        m.request_done(Endpoint::Sessions, Some(200));
+        m.request_done(Endpoint::Token, None);
+        m.budget_seen(Budget {
+            remaining: 17,
+            burst: Some(20),
+            replenish_rate: Some(1),
+            replenish_time: Some(Duration::from_secs(15)),
+        });
+        m.clock_offset_seen(chrono::Duration::milliseconds(-2_500));
+        m.waited_for_budget(Duration::from_millis(1_500));
+        let text = text(&m);
+        for line in [
+            "cloudconnexa_api_requests_total{code=\"200\",endpoint=\"sessions\"} 2",
+            "cloudconnexa_api_requests_total{code=\"error\",endpoint=\"token\"} 1",
+            "cloudconnexa_api_rate_limit_remaining 17",
+            "cloudconnexa_api_rate_limit_burst_capacity 20",
+            "cloudconnexa_clock_skew_seconds -2.5",
+            "cloudconnexa_rate_limit_wait_seconds_total 1.5",
+        ] {
+            assert!(text.contains(&format!("{line}\n")), "{line} in\n{text}");
+        }
     }
 }

@@ -35,9 +35,10 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::tracker::{BatchOutcome, Dimension, SessionTracker};
-use crate::upstream::client::{ApiClient, ListingStats, SessionsQuery};
+use crate::upstream::client::ApiClient;
 use crate::upstream::error::{ErrorKind, UpstreamError};
 use crate::upstream::model::SessionStatus;
+use crate::upstream::sessions::{ListingStats, SessionsQuery};
 
 /// Share of the API's sustained rate the poller plans to use, leaving the rest to retries, token
 /// renewals and other clients of the same API key.
@@ -132,7 +133,7 @@ impl Drop for AliveGuard {
 
 /// The poll loop and its state between cycles.
 pub struct Poller {
-    client: ApiClient,
+    client: Arc<ApiClient>,
     config: PollConfig,
     dims: Vec<Dimension>,
     tracker: Option<SessionTracker>,
@@ -160,7 +161,7 @@ struct CycleSummary {
 impl Poller {
     /// A poller labelling sessions by `dims`.
     pub fn new(
-        client: ApiClient,
+        client: Arc<ApiClient>,
         config: PollConfig,
         dims: Vec<Dimension>,
         metrics: Arc<Metrics>,

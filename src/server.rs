@@ -57,6 +57,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The router of `--web.probe-listen-address`: `/healthz` and `/readyz` only, the same answers as
+/// on the main address. It is served without TLS or authentication so that health probes (such
+/// as Kubernetes' kubelet, which can send neither a password nor a client certificate) keep
+/// working when `--web.config.file` protects the main address; it shows no data.
+pub fn probe_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(state)
+}
+
 /// Most connections served at once; past it, new connections wait in the listen backlog. Far
 /// above what scrapers need, low enough that a flood cannot exhaust file descriptors.
 pub const MAX_CONNECTIONS: usize = 4096;
@@ -407,6 +419,26 @@ mod tests {
         assert!(html.contains("href=\"/custom\"") && html.contains(env!("CARGO_PKG_VERSION")));
         assert!(html.contains("No poll cycle has finished yet"));
         assert_eq!(get(&app, "/nope", false).await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn the_probe_router_answers_health_and_readiness_and_nothing_else() {
+        let s = state();
+        let app = probe_router(s.clone());
+        assert_eq!(get(&app, "/healthz", false).await.0, StatusCode::OK);
+        assert_eq!(
+            get(&app, "/readyz", false).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        s.status.mark_ready();
+        assert_eq!(get(&app, "/readyz", false).await.0, StatusCode::OK);
+        for path in ["/custom", "/metrics", "/"] {
+            assert_eq!(
+                get(&app, path, false).await.0,
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+        }
     }
 
     #[test]
