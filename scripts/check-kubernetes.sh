@@ -16,8 +16,8 @@
 #     and ServiceMonitor fit it; two tenants side by side share nothing; the image name can be
 #     changed as `kustomize edit set image` does;
 #   - the release binary needs no shared library beyond the runtime image's, the image's user and
-#     port are the Deployment's, the manifests' flags and variables are the binary's, and (once
-#     the binary has --web.probe-listen-address) the probes answer with TLS and basic auth on.
+#     port are the Deployment's, the manifests' flags and variables are the binary's, and the
+#     demo pod's command line, run with TLS and basic auth on, answers its probes.
 # Each family of checks is first shown to refuse deliberately broken copies.
 #
 # Installs what it needs when missing: kubectl (Debian's kubernetes-client, only if no kubectl is
@@ -138,13 +138,8 @@ if [ -x "$bin" ]; then
         python3 $k8s image-selftest "$bin" Dockerfile "$demo"
     note "the manifests' flags and CLOUDCONNEXA_ variables are ones the binary knows" \
         python3 $k8s flags "$bin" "$demo" "$tenants"
-    if "$bin" --help | grep -q -- '--web.probe-listen-address'; then
-        check "the demo pod's probes answer on their port with TLS and basic auth on" \
-            python3 scripts/lib/probecheck.py "$bin" "$demo"
-    else
-        skip "the demo pod's probes answer on their port with TLS and basic auth on" \
-            "$bin has no --web.probe-listen-address yet"
-    fi
+    check "the demo pod's probes answer on their own port with TLS and basic auth on" \
+        python3 scripts/lib/probecheck.py "$bin" "$demo"
 else
     check "release binary $bin exists (build it: cargo build --locked --release)" test -x "$bin"
 fi

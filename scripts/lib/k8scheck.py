@@ -565,9 +565,6 @@ def dashboards(path, folder):
 # --- flags and variables the exporter knows ------------------------------------------------------
 
 
-PROBE_FLAG = "--web.probe-listen-address"
-
-
 def known_flags(binary):
     text = subprocess.run([binary, "--help"], check=True, capture_output=True, text=True).stdout
     flags = set(re.findall(r"(?m)^\s+(?:-\w, )?(--[a-z][a-z0-9.-]*)", text))
@@ -577,7 +574,7 @@ def known_flags(binary):
 
 def flags(binary, paths):
     known, envs = known_flags(binary)
-    problems, notes, n = [], [], 0
+    problems, n = [], 0
     for path, obj in load_all(paths):
         if obj["kind"] != "Deployment":
             continue
@@ -585,16 +582,13 @@ def flags(binary, paths):
             for a in c.get("args") or []:
                 n += 1
                 flag = a.split("=", 1)[0]
-                if flag == PROBE_FLAG and flag not in known:
-                    notes.append(f"{flag}: not in this binary yet, not checked")
-                elif flag not in known:
+                if flag not in known:
                     problems.append(f"{path}: {name_of(obj)}: {flag} is not a flag of the exporter")
             for e in c.get("env") or []:
                 n += 1
                 if e["name"].startswith("CLOUDCONNEXA_") and e["name"] not in envs:
                     problems.append(f"{path}: {name_of(obj)}: {e['name']} is not a variable the exporter reads")
-    return report(f"{n} flags and variables checked against {binary} --help" + "".join(f"\n{x}" for x in sorted(set(notes))),
-                  problems)
+    return report(f"{n} flags and variables checked against {binary} --help", problems)
 
 
 # --- tenants side by side ------------------------------------------------------------------------

@@ -57,12 +57,10 @@ need_pymodule() {
 }
 
 # Test bookkeeping: `check NAME COMMAND...` runs a check, prints `ok` or `FAIL` with its
-# output, and counts; `skip NAME REASON` records one that cannot run here; `summary PREFIX`
-# prints the closing `PREFIX: N passed, M failed` line (`, K skipped` when some were) and
-# returns non-zero when something failed.
+# output, and counts; `summary PREFIX` prints the closing `PREFIX: N passed, M failed` line
+# and returns non-zero when something failed.
 checks_passed=0
 checks_failed=0
-checks_skipped=0
 
 check() {
     local name=$1 out rc
@@ -86,14 +84,7 @@ note() {
     VERBOSE=1 check "$@"
 }
 
-skip() {
-    checks_skipped=$((checks_skipped + 1))
-    echo "skip - $1 ($2)"
-}
-
 summary() {
-    local skipped=
-    [ "$checks_skipped" -gt 0 ] && skipped=", $checks_skipped skipped"
-    echo "$1: $checks_passed passed, $checks_failed failed$skipped"
+    echo "$1: $checks_passed passed, $checks_failed failed"
     [ "$checks_failed" -eq 0 ]
 }
