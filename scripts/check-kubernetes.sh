@@ -18,7 +18,8 @@
 #   - the release binary needs no shared library beyond the runtime image's, the image's user and
 #     port are the Deployment's, the manifests' flags and variables are the binary's, and the
 #     demo pod's command line, run with TLS and basic auth on, answers its probes.
-# Each family of checks is first shown to refuse deliberately broken copies.
+# The pod security, schema, exporter and image checks are first shown to refuse deliberately
+# broken copies, so that a pass means something.
 #
 # Installs what it needs when missing: kubectl (Debian's kubernetes-client, only if no kubectl is
 # on PATH; the kustomizations need kustomize v5, i.e. kubectl 1.27 or later), jsonnet, promtool
@@ -34,7 +35,8 @@ cd "$(dirname "$0")/.." || exit 1
 # shellcheck source=scripts/lib/tools.sh
 . scripts/lib/tools.sh
 
-# kustomize major version embedded in kubectl (empty when it says none, as before 1.14).
+# Major version of the kustomize built into kubectl (empty when kubectl does not say: old ones
+# such as Debian 12's 1.20 do not).
 kustomize_major() {
     kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\([0-9]*\).*/\1/p'
 }
