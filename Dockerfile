@@ -13,6 +13,7 @@ WORKDIR /src
 # The git revision for cloudconnexa_exporter_build_info: .git is not in the build context, so
 # pass it in: --build-arg CLOUDCONNEXA_BUILD_REVISION="$(git rev-parse --short=12 HEAD)".
 ARG CLOUDCONNEXA_BUILD_REVISION=unknown
+# The whole workspace: the exporter and the simulator crate (sim/) that serves --demo.
 COPY . .
 # The cache mounts keep downloaded crates and compiled dependencies between builds.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

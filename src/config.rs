@@ -15,11 +15,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand};
 use reqwest::Url;
 
+use crate::collectors::CollectorName;
+use crate::collectors::sessions::PollConfig;
 use crate::duration::parse_duration;
-use crate::poller::PollConfig;
 use crate::secret::Secret;
 use crate::tracker::Dimension;
 use crate::upstream::client::{ApiVersion, ClientConfig, RetryPolicy};
@@ -57,7 +59,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve only the simulated CloudConnexa API (client id `demo`, secret `demo`), for demos,
     /// end-to-end tests and benchmarks.
-    Simulate(crate::sim::SimulateArgs),
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 /// The ids of the exporter's flags (clap's name for each argument), shared by their `#[arg]` and
@@ -95,6 +97,28 @@ pub mod id {
     pub const LOG_LEVEL: &str = "log_level";
     /// `--log.format`.
     pub const LOG_FORMAT: &str = "log_format";
+    /// `--collector.sessions`.
+    pub const COLLECTOR_SESSIONS: &str = "collector_sessions";
+    /// `--no-collector.sessions`.
+    pub const NO_COLLECTOR_SESSIONS: &str = "no_collector_sessions";
+    /// `--collector.connectors`.
+    pub const COLLECTOR_CONNECTORS: &str = "collector_connectors";
+    /// `--no-collector.connectors`.
+    pub const NO_COLLECTOR_CONNECTORS: &str = "no_collector_connectors";
+    /// `--collector.connectors.interval`.
+    pub const CONNECTORS_INTERVAL: &str = "connectors_interval";
+    /// `--collector.users`.
+    pub const COLLECTOR_USERS: &str = "collector_users";
+    /// `--no-collector.users`.
+    pub const NO_COLLECTOR_USERS: &str = "no_collector_users";
+    /// `--collector.users.interval`.
+    pub const USERS_INTERVAL: &str = "users_interval";
+    /// `--collector.regions`.
+    pub const COLLECTOR_REGIONS: &str = "collector_regions";
+    /// `--no-collector.regions`.
+    pub const NO_COLLECTOR_REGIONS: &str = "no_collector_regions";
+    /// `--collector.regions.interval`.
+    pub const REGIONS_INTERVAL: &str = "regions_interval";
 }
 
 /// The exporter's flags, as given.
@@ -239,6 +263,200 @@ pub struct ExporterArgs {
     /// Run against the built-in simulated tenant; no credentials needed.
     #[arg(long = "demo", env = "CLOUDCONNEXA_EXPORTER_DEMO")]
     pub demo: bool,
+    /// The collectors, each on or off, with their intervals.
+    #[command(flatten)]
+    pub collectors: CollectorArgs,
+}
+
+/// `--[no-]collector.NAME` and `--collector.NAME.interval`. Each collector has a flag that takes
+/// an optional boolean (`--collector.users`, `--collector.users=false`, or its environment
+/// variable set to `false`) and a `--no-` form; the last given on the command line wins.
+#[derive(Debug, Args)]
+pub struct CollectorArgs {
+    /// Collect sessions (everything the session metrics show).
+    #[arg(
+        id = id::COLLECTOR_SESSIONS,
+        long = "collector.sessions",
+        env = "CLOUDCONNEXA_EXPORTER_COLLECTOR_SESSIONS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+        action = ArgAction::Set,
+        overrides_with = id::NO_COLLECTOR_SESSIONS
+    )]
+    pub sessions: bool,
+    /// Do not collect sessions.
+    #[arg(id = id::NO_COLLECTOR_SESSIONS, long = "no-collector.sessions", overrides_with = id::COLLECTOR_SESSIONS)]
+    pub no_sessions: bool,
+    /// Collect network and host connectors and their state.
+    #[arg(
+        id = id::COLLECTOR_CONNECTORS,
+        long = "collector.connectors",
+        env = "CLOUDCONNEXA_EXPORTER_COLLECTOR_CONNECTORS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+        action = ArgAction::Set,
+        overrides_with = id::NO_COLLECTOR_CONNECTORS
+    )]
+    pub connectors: bool,
+    /// Do not collect connectors.
+    #[arg(id = id::NO_COLLECTOR_CONNECTORS, long = "no-collector.connectors", overrides_with = id::COLLECTOR_CONNECTORS)]
+    pub no_connectors: bool,
+    /// Time between runs of the connectors collector (at least 1s) [default: 2m, 30s with --demo].
+    #[arg(
+        id = id::CONNECTORS_INTERVAL,
+        long = "collector.connectors.interval",
+        env = "CLOUDCONNEXA_EXPORTER_COLLECTOR_CONNECTORS_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub connectors_interval: Option<String>,
+    /// Collect users and their devices (counts only, never names).
+    #[arg(
+        id = id::COLLECTOR_USERS,
+        long = "collector.users",
+        env = "CLOUDCONNEXA_EXPORTER_COLLECTOR_USERS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+        action = ArgAction::Set,
+        overrides_with = id::NO_COLLECTOR_USERS
+    )]
+    pub users: bool,
+    /// Do not collect users and devices.
+    #[arg(id = id::NO_COLLECTOR_USERS, long = "no-collector.users", overrides_with = id::COLLECTOR_USERS)]
+    pub no_users: bool,
+    /// Time between runs of the users collector (at least 1s) [default: 15m, 1m with --demo].
+    #[arg(
+        id = id::USERS_INTERVAL,
+        long = "collector.users.interval",
+        env = "CLOUDCONNEXA_EXPORTER_COLLECTOR_USERS_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub users_interval: Option<String>,
+    /// Collect the VPN region catalogue.
+    #[arg(
+        id = id::COLLECTOR_REGIONS,
+        long = "collector.regions",
+        env = "CLOUDCONNEXA_EXPORTER_COLLECTOR_REGIONS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+        action = ArgAction::Set,
+        overrides_with = id::NO_COLLECTOR_REGIONS
+    )]
+    pub regions: bool,
+    /// Do not collect the VPN regions.
+    #[arg(id = id::NO_COLLECTOR_REGIONS, long = "no-collector.regions", overrides_with = id::COLLECTOR_REGIONS)]
+    pub no_regions: bool,
+    /// Time between runs of the regions collector (at least 1s) [default: 1h, 10m with --demo].
+    #[arg(
+        id = id::REGIONS_INTERVAL,
+        long = "collector.regions.interval",
+        env = "CLOUDCONNEXA_EXPORTER_COLLECTOR_REGIONS_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub regions_interval: Option<String>,
+}
+
+/// Which collectors run, and how often. `None` is a disabled collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collectors {
+    /// The sessions collector (its schedule is [`Config::poll`]).
+    pub sessions: bool,
+    /// The connectors collector's interval.
+    pub connectors: Option<Duration>,
+    /// The users collector's interval.
+    pub users: Option<Duration>,
+    /// The regions collector's interval.
+    pub regions: Option<Duration>,
+}
+
+/// Default intervals of the collectors besides sessions, and in `--demo` mode, whose simulated
+/// tenant has a generous rate limit (see the README's "What each collector costs").
+const INTERVALS: [(&str, Duration, Duration); 3] = [
+    (
+        id::CONNECTORS_INTERVAL,
+        Duration::from_secs(120),
+        Duration::from_secs(30),
+    ),
+    (
+        id::USERS_INTERVAL,
+        Duration::from_secs(900),
+        Duration::from_secs(60),
+    ),
+    (
+        id::REGIONS_INTERVAL,
+        Duration::from_secs(3600),
+        Duration::from_secs(600),
+    ),
+];
+
+impl CollectorArgs {
+    fn to_collectors(&self, demo: bool) -> Result<Collectors, ConfigError> {
+        let interval = |flag: &str, text: &Option<String>| -> Result<Duration, ConfigError> {
+            let (_, default, demo_default) = INTERVALS
+                .iter()
+                .find(|(id, ..)| *id == flag)
+                .copied()
+                .unwrap_or((flag, Duration::from_secs(60), Duration::from_secs(60)));
+            let value = match text {
+                Some(text) => parse_duration(text).map_err(|e| ConfigError::new(flag, e))?,
+                None if demo => demo_default,
+                None => default,
+            };
+            if value < Duration::from_secs(1) {
+                return Err(ConfigError::new(
+                    flag,
+                    format!("must be at least 1s, got {value:?}"),
+                ));
+            }
+            Ok(value)
+        };
+        let enabled = |on: bool, off: bool| on && !off;
+        let collectors = Collectors {
+            sessions: enabled(self.sessions, self.no_sessions),
+            connectors: enabled(self.connectors, self.no_connectors)
+                .then(|| interval(id::CONNECTORS_INTERVAL, &self.connectors_interval))
+                .transpose()?,
+            users: enabled(self.users, self.no_users)
+                .then(|| interval(id::USERS_INTERVAL, &self.users_interval))
+                .transpose()?,
+            regions: enabled(self.regions, self.no_regions)
+                .then(|| interval(id::REGIONS_INTERVAL, &self.regions_interval))
+                .transpose()?,
+        };
+        if collectors.enabled().is_empty() {
+            return Err(ConfigError::new(
+                id::COLLECTOR_SESSIONS,
+                "every collector is disabled: enable at least one",
+            ));
+        }
+        Ok(collectors)
+    }
+}
+
+impl Collectors {
+    /// The `collector` labels of the enabled collectors, in [`CollectorName::ALL`] order.
+    pub fn enabled(&self) -> Vec<CollectorName> {
+        CollectorName::ALL
+            .into_iter()
+            .filter(|name| match name {
+                CollectorName::Sessions => self.sessions,
+                CollectorName::Connectors => self.connectors.is_some(),
+                CollectorName::Users => self.users.is_some(),
+                CollectorName::Regions => self.regions.is_some(),
+            })
+            .collect()
+    }
 }
 
 fn parse_secret(value: &str) -> Result<Secret, String> {
@@ -331,6 +549,8 @@ pub struct Config {
     pub poll: PollConfig,
     /// Session dimensions used as labels.
     pub labels: Vec<Dimension>,
+    /// The collectors.
+    pub collectors: Collectors,
     /// Address to serve on, `host:port`.
     pub listen_address: String,
     /// Address serving only the health probes, without TLS or authentication, if any.
@@ -383,6 +603,7 @@ impl Config {
             request_timeout,
             poll,
             labels: parse_labels(&args.labels)?,
+            collectors: args.collectors.to_collectors(args.demo)?,
             listen_address: parse_listen_address(id::LISTEN_ADDRESS, &args.listen_address)?,
             probe_listen_address: args
                 .probe_listen_address
@@ -702,7 +923,7 @@ mod tests {
     #[test]
     fn every_flag_id_names_its_flag_and_variable() {
         let command = ExporterArgs::augment_args(clap::Command::new("x"));
-        for arg in command.get_arguments().filter(|a| a.get_long().is_some()) {
+        for arg in command.get_arguments().filter(|a| a.get_env().is_some()) {
             let (flag, env) = names(arg.get_id().as_str());
             assert_eq!(flag, format!("--{}", arg.get_long().unwrap()));
             assert_eq!(env, contract_env(&flag), "the contract's naming rule");

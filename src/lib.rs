@@ -15,18 +15,19 @@
 //!   publishes a snapshot at the end of each cycle.
 //! - [`metrics`]: the owned registry, the snapshot collector, self-metrics and encoding.
 //! - [`server`]: the HTTP router (`/metrics`, `/`, `/healthz`, `/readyz`) and the serving loop.
-//! - [`sim`]: the simulated CloudConnexa tenant behind `--demo`, `simulate` and the tests.
+//! - [`simulate`]: the `simulate` command's flags, over the simulator crate (`cloudconnexa_sim`),
+//!   which also serves the tenant behind `--demo` and the tests.
 //! - [`web`]: `--web.config.file` (TLS, basic auth, headers, reloads) and connection deadlines.
 
 pub mod clock;
+pub mod collectors;
 pub mod config;
 pub mod duration;
 pub mod logging;
 pub mod metrics;
-pub mod poller;
 pub mod secret;
 pub mod server;
-pub mod sim;
+pub mod simulate;
 pub mod tracker;
 pub mod upstream;
 pub mod web;
@@ -37,17 +38,22 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
+use crate::collectors::connectors::Connectors;
+use crate::collectors::regions::Regions;
+use crate::collectors::sessions::Poller;
+use crate::collectors::users::Users;
+use crate::collectors::{CollectorName, Health, Plan, Runner, Status};
 use crate::config::{Config, Source};
 use crate::metrics::Metrics;
-use crate::poller::{PollStatus, Poller};
 use crate::secret::Secret;
 use crate::upstream::client::{ApiClient, ApiVersion, ClientConfig, RetryPolicy};
 use crate::upstream::error::UpstreamError;
 
-/// How long the poller may take to notice shutdown before it is abandoned.
-const POLLER_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a collector may take to notice shutdown before it is abandoned.
+const COLLECTOR_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why the exporter stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -133,25 +139,19 @@ pub async fn run_with(
         api_version = client_config.api_version.as_str(),
         client_id = %client_config.client_id,
         poll_interval_s = config.poll.interval.as_secs_f64(),
+        collectors = ?config.collectors.enabled().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         labels = ?config.labels.iter().map(|d| d.label_name()).collect::<Vec<_>>(),
         "starting cloudconnexa_exporter"
     );
+    let enabled = config.collectors.enabled();
     let metrics = Arc::new(Metrics::new(
         config.labels.iter().map(|d| d.label_name()).collect(),
+        &enabled.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
     ));
-    let status = Arc::new(PollStatus::default());
     let client = ApiClient::new(client_config, edges.clock.clone(), metrics.clone())
         .map(Arc::new)
         .map_err(RunError::Client)?;
-    let poller = Poller::new(
-        client,
-        config.poll.clone(),
-        config.labels.clone(),
-        metrics.clone(),
-        status.clone(),
-        edges.clock,
-    );
-    let poll_task = tokio::spawn(poller.run(stop_rx.clone()));
+    let (health, collector_tasks) = start_collectors(&config, client, &metrics, &edges, &stop_rx);
     let web = config.web_config.clone().map(|c| {
         let gauges = metrics
             .register_web_config_gauges()
@@ -167,7 +167,7 @@ pub async fn run_with(
     }
     let state = server::AppState {
         metrics,
-        status,
+        health,
         telemetry_path: config.telemetry_path.clone(),
     };
     let probe_task = probes.map(|probes| {
@@ -195,14 +195,75 @@ pub async fn run_with(
     if let Some(task) = probe_task {
         let _ = task.await;
     }
-    if tokio::time::timeout(POLLER_STOP_TIMEOUT, poll_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the poller did not stop in time");
+    for (name, task) in collector_tasks {
+        if tokio::time::timeout(COLLECTOR_STOP_TIMEOUT, task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                collector = name.as_str(),
+                "the collector did not stop in time"
+            );
+        }
     }
     tracing::info!("stopped");
     served.map_err(RunError::Serve)
+}
+
+/// Starts a task for each enabled collector, all on `client`; returns their health and tasks.
+fn start_collectors(
+    config: &Config,
+    client: Arc<ApiClient>,
+    metrics: &Arc<Metrics>,
+    edges: &Edges,
+    stop: &watch::Receiver<bool>,
+) -> (Health, Vec<(CollectorName, JoinHandle<()>)>) {
+    let plan = Arc::new(Plan::default());
+    let mut statuses = Vec::new();
+    let mut tasks = Vec::new();
+    let c = &config.collectors;
+    for name in c.enabled() {
+        let status = Arc::new(Status::new(name));
+        statuses.push(status.clone());
+        let runner = |interval| Runner {
+            interval,
+            status: status.clone(),
+            metrics: metrics.clone(),
+            plan: plan.clone(),
+            clock: edges.clock.clone(),
+        };
+        let stop = stop.clone();
+        let task = match name {
+            CollectorName::Sessions => {
+                let poller = Poller::new(
+                    client.clone(),
+                    config.poll.clone(),
+                    config.labels.clone(),
+                    metrics.clone(),
+                    status.clone(),
+                    plan.clone(),
+                );
+                tokio::spawn(collectors::run(poller, runner(config.poll.interval), stop))
+            }
+            CollectorName::Connectors => tokio::spawn(collectors::run(
+                Connectors::new(client.clone(), metrics.clone()),
+                runner(c.connectors.unwrap_or_default()),
+                stop,
+            )),
+            CollectorName::Users => tokio::spawn(collectors::run(
+                Users::new(client.clone(), metrics.clone()),
+                runner(c.users.unwrap_or_default()),
+                stop,
+            )),
+            CollectorName::Regions => tokio::spawn(collectors::run(
+                Regions::new(client.clone(), metrics.clone()),
+                runner(c.regions.unwrap_or_default()),
+                stop,
+            )),
+        };
+        tasks.push((name, task));
+    }
+    (Health::new(statuses), tasks)
 }
 
 /// Starts the simulated tenant on a loopback port and returns how to reach it.
@@ -215,16 +276,16 @@ async fn start_demo(
         .await
         .map_err(RunError::Demo)?;
     let addr = listener.local_addr().map_err(RunError::Demo)?;
-    let sim_config = sim::SimConfig::demo();
+    let sim_config = cloudconnexa_sim::SimConfig::demo();
     let client_id = sim_config.client_id.clone();
-    let client_secret: Secret = sim_config.client_secret.clone();
-    let simulator = sim::Simulator::new(sim_config);
+    let client_secret = Secret::new(sim_config.client_secret.expose());
+    let simulator = cloudconnexa_sim::Simulator::new(sim_config);
     tokio::spawn(async move {
         let mut stop = stop;
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = sim::serve(listener, simulator, shutdown).await {
+        if let Err(e) = cloudconnexa_sim::serve(listener, simulator, shutdown).await {
             tracing::error!(error = %e, "the simulated tenant stopped");
         }
     });

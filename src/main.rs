@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cloudconnexa_exporter::config::{Cli, Command, Config, LogFormat, LogLevel};
-use cloudconnexa_exporter::{Listeners, logging, sim};
+use cloudconnexa_exporter::{Listeners, logging, simulate};
 use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     };
     if let Some(Command::Simulate(args)) = cli.command {
         logging::init(LogLevel::Info, LogFormat::Logfmt);
-        return match runtime.block_on(sim::run_simulate(args, shutdown_signal())) {
+        return match runtime.block_on(simulate::run_simulate(args, shutdown_signal())) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("cloudconnexa_exporter simulate: {e}");

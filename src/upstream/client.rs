@@ -98,6 +98,26 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
 }
 
+/// Whose request it is, when the budget is short. Sessions come first: their windows must keep
+/// up with the API, and a full listing must not stall half-way. Other collectors' requests wait
+/// until the bucket holds, besides the tokens they need, a reserve for the sessions'
+/// ([`LOW_PRIORITY_RESERVE`]), and they never hold the line while they wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// The sessions collector (and token renewals, which everyone needs).
+    High,
+    /// The other collectors.
+    Low,
+}
+
+/// Share of the bucket's burst that low-priority requests leave untouched (at least
+/// [`MIN_LOW_PRIORITY_RESERVE`] tokens): with the vendor's burst of 20, five tokens, enough for
+/// the next windows of the sessions and a token renewal while the bucket refills.
+pub const LOW_PRIORITY_RESERVE: f64 = 0.25;
+
+/// The smallest reserve, also used when the API has not said how large its bucket is.
+pub const MIN_LOW_PRIORITY_RESERVE: u32 = 2;
+
 /// An access token and when to renew it.
 struct Token {
     value: Secret,
@@ -217,7 +237,17 @@ impl ApiClient {
         };
         // Room for two requests: the renewal and the request that needs the token, so even a
         // token that lives only seconds is used as soon as it arrives.
-        let (value, lifetime) = self.call(Endpoint::Token, 2, &build, decode_token).await?;
+        let secret = &self.config.client_secret;
+        let (value, lifetime) = self
+            .call(
+                Endpoint::Token,
+                2,
+                Priority::High,
+                secret,
+                &build,
+                decode_token,
+            )
+            .await?;
         tracing::debug!(
             expires_in_s = lifetime.as_secs(),
             "obtained an access token"
@@ -245,6 +275,7 @@ impl ApiClient {
         &self,
         endpoint: Endpoint,
         url: &Url,
+        priority: Priority,
         decode: fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, UpstreamError> {
         let mut renewed = false;
@@ -256,7 +287,10 @@ impl ApiClient {
                     .bearer_auth(token.expose())
                     .header(ACCEPT, "application/json")
             };
-            match self.call(endpoint, 1, &build, decode).await {
+            match self
+                .call(endpoint, 1, priority, &token, &build, decode)
+                .await
+            {
                 Err(UpstreamError::Auth { status: 401, .. }) if !renewed => {
                     tracing::info!(
                         endpoint = endpoint.as_str(),
@@ -272,11 +306,15 @@ impl ApiClient {
 
     /// Sends the request `build` makes until it succeeds or the retry policy gives up, decoding a
     /// 2xx answer. `need` is how many requests the pacer must have room for (see [`Self::token`]).
-    /// Every wait of the request path happens here or in [`Self::attempt`].
+    /// `secret` (the token or client secret the request carries) is redacted from every error,
+    /// before it is logged or returned. Every wait of the request path happens here or in
+    /// [`Self::attempt`].
     async fn call<T>(
         &self,
         endpoint: Endpoint,
         need: u32,
+        priority: Priority,
+        secret: &Secret,
         build: &(dyn Fn() -> reqwest::RequestBuilder + Sync),
         decode: fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, UpstreamError> {
@@ -284,7 +322,7 @@ impl ApiClient {
         let mut failures = 0;
         let mut rate_limited = 0;
         loop {
-            let error = match self.attempt(endpoint, need, build()).await {
+            let error = match self.attempt(endpoint, need, priority, build()).await {
                 Err(e) => e,
                 Ok(answer) => {
                     match classify(endpoint, answer.status, &answer.headers, &answer.body) {
@@ -295,7 +333,7 @@ impl ApiClient {
                                 detail,
                             },
                         },
-                        Verdict::Fail(e) => return Err(e),
+                        Verdict::Fail(e) => return Err(e.redact(secret.expose())),
                         Verdict::Retry(e) => e,
                         Verdict::RateLimited { retry_after } => {
                             rate_limited += 1;
@@ -321,6 +359,7 @@ impl ApiClient {
                     }
                 }
             };
+            let error = error.redact(secret.expose());
             failures += 1;
             if failures >= retry.max_attempts {
                 return Err(error);
@@ -331,25 +370,48 @@ impl ApiClient {
         }
     }
 
-    /// One attempt: wait until the rate limit leaves room for `need` requests, send, read the
-    /// body, learn from the headers.
+    /// One attempt: wait until the rate limit leaves room for `need` requests (and, at low
+    /// priority, the reserve), send, read the body, learn from the headers.
     async fn attempt(
         &self,
         endpoint: Endpoint,
         need: u32,
+        priority: Priority,
         request: reqwest::RequestBuilder,
     ) -> Result<Answer, UpstreamError> {
-        let _line = self.line.lock().await;
-        let wait = self.learned().pacer.delay(Instant::now(), need);
-        if !wait.is_zero() {
+        let _line = loop {
+            let line = self.line.lock().await;
+            let (wait, reserve) = {
+                let learned = self.learned();
+                let reserve = match priority {
+                    Priority::High => 0,
+                    Priority::Low => low_priority_reserve(learned.pacer.budget()),
+                };
+                (learned.pacer.delay(Instant::now(), need + reserve), reserve)
+            };
+            if wait.is_zero() {
+                break line;
+            }
             tracing::debug!(
                 endpoint = endpoint.as_str(),
                 need,
+                reserve,
                 wait_ms = wait.as_millis() as u64,
                 "pacing to the rate limit"
             );
-            self.wait_for_budget(wait).await;
-        }
+            match priority {
+                // Sessions wait holding the line: nothing overtakes a listing under way.
+                Priority::High => {
+                    self.wait_for_budget(wait).await;
+                    break line;
+                }
+                // Others let go of it while they wait, then look again.
+                Priority::Low => {
+                    drop(line);
+                    self.wait_for_budget(wait).await;
+                }
+            }
+        };
         self.learned().pacer.spend();
         let result = async {
             let response = request.send().await?;
@@ -451,6 +513,16 @@ impl ApiClient {
         url.set_query(None);
         url
     }
+}
+
+/// The tokens low-priority requests leave in the bucket.
+fn low_priority_reserve(budget: Option<Budget>) -> u32 {
+    budget
+        .and_then(|b| b.burst)
+        .map_or(MIN_LOW_PRIORITY_RESERVE, |burst| {
+            (f64::from(burst) * LOW_PRIORITY_RESERVE).ceil() as u32
+        })
+        .max(MIN_LOW_PRIORITY_RESERVE)
 }
 
 /// The token and its lifetime (one hour when the API does not say).

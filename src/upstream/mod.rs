@@ -7,6 +7,8 @@
 //! - [`rate`]: the pacer that reads `X-RateLimit-*` and decides how long to wait.
 //! - [`sessions`]: the sessions listing (cursor pages).
 //! - [`model`]: tolerant decoding of session records.
+//! - [`inventory`]: `page`/`size` listings of networks, hosts, users, user groups and regions.
+//! - [`records`]: tolerant decoding of those inventory items.
 //! - [`error`]: [`error::UpstreamError`] and the `kind` label each maps to.
 //!
 //! This layer reports what happened through an [`Observer`] and knows nothing of metrics, the
@@ -15,8 +17,10 @@
 pub mod classify;
 pub mod client;
 pub mod error;
+pub mod inventory;
 pub mod model;
 pub mod rate;
+pub mod records;
 pub mod sessions;
 
 use std::time::Duration;
@@ -30,6 +34,16 @@ pub enum Endpoint {
     Token,
     /// `GET /api/{version}/sessions`.
     Sessions,
+    /// `GET /api/v1/networks` (with their connectors).
+    Networks,
+    /// `GET /api/v1/hosts` (with their connectors).
+    Hosts,
+    /// `GET /api/v1/users` (with their devices).
+    Users,
+    /// `GET /api/v1/user-groups`.
+    UserGroups,
+    /// `GET /api/v1/regions`.
+    Regions,
 }
 
 impl Endpoint {
@@ -38,6 +52,11 @@ impl Endpoint {
         match self {
             Self::Token => "token",
             Self::Sessions => "sessions",
+            Self::Networks => "networks",
+            Self::Hosts => "hosts",
+            Self::Users => "users",
+            Self::UserGroups => "user_groups",
+            Self::Regions => "regions",
         }
     }
 }

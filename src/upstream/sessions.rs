@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Url;
 
 use super::Endpoint;
-use super::client::ApiClient;
+use super::client::{ApiClient, Priority};
 use super::error::UpstreamError;
 use super::model::{SessionStatus, SessionsPage};
 
@@ -61,7 +61,9 @@ impl ApiClient {
         let mut cursor: Option<String> = None;
         loop {
             let url = self.sessions_url(query, cursor.as_deref());
-            let page = self.get(Endpoint::Sessions, &url, decode_page).await?;
+            let page = self
+                .get(Endpoint::Sessions, &url, Priority::High, decode_page)
+                .await?;
             let observed_at = self.server_now();
             stats.pages += 1;
             stats.sessions += page.sessions.len();
@@ -78,17 +80,20 @@ impl ApiClient {
             };
             if !cursors.insert(next.clone()) {
                 return Err(UpstreamError::Pagination {
+                    endpoint: Endpoint::Sessions.as_str(),
                     detail: format!("the API repeated a cursor after {} pages", stats.pages),
                 });
             }
             stalled = if fresh == 0 { stalled + 1 } else { 0 };
             if stalled >= MAX_STALLED_PAGES {
                 return Err(UpstreamError::Pagination {
+                    endpoint: Endpoint::Sessions.as_str(),
                     detail: format!("{stalled} pages in a row brought no new session"),
                 });
             }
             if stats.pages >= max_pages {
                 return Err(UpstreamError::Pagination {
+                    endpoint: Endpoint::Sessions.as_str(),
                     detail: format!("more than {max_pages} pages"),
                 });
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cloudconnexa_exporter::clock::{Clock, SkewedClock, SystemClock};
-use cloudconnexa_exporter::sim::{self, Faults, RateLimit, SimConfig, Simulator, TruthSession};
+use cloudconnexa_sim::{self as sim, Faults, RateLimit, SimConfig, Simulator, TruthSession};
 
 use crate::helpers::{Exporter, Metrics, fast_retry, upstream_args};
 

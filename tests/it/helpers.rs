@@ -54,7 +54,16 @@ pub fn config(args: &[&str]) -> Config {
     Config::from_args(cli.exporter).expect("flags are valid")
 }
 
-/// Flags that point the exporter at `base` with the demo credentials.
+/// Flags that turn off every collector but sessions, for tests of the sessions collector
+/// against servers that answer only the sessions endpoint.
+pub const SESSIONS_ONLY: [&str; 3] = [
+    "--no-collector.connectors",
+    "--no-collector.users",
+    "--no-collector.regions",
+];
+
+/// Flags that point the exporter at `base` with the demo credentials, sessions only (see
+/// [`SESSIONS_ONLY`]).
 pub fn upstream_args(base: &str) -> Vec<String> {
     [
         "--cloudconnexa.url",
@@ -67,6 +76,7 @@ pub fn upstream_args(base: &str) -> Vec<String> {
         "127.0.0.1:0",
     ]
     .iter()
+    .chain(&SESSIONS_ONLY)
     .map(|s| (*s).to_owned())
     .collect()
 }

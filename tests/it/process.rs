@@ -249,7 +249,9 @@ fn debug_output_of_the_configuration_hides_the_secret() {
 async fn demo_mode_serves_and_sigint_stops_cleanly() {
     let running = Running::spawn(&["--demo"]);
     let metrics = running
-        .scrape_until("demo metrics", |m| m.value("cloudconnexa_up") == Some(1.0))
+        .scrape_until("demo metrics", |m| {
+            m.sum("cloudconnexa_collector_up", &[("collector", "sessions")]) == 1.0
+        })
         .await;
     let regions = metrics.sum_by("cloudconnexa_sessions_active", "vpn_region");
     assert!(

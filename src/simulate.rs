@@ -1,13 +1,19 @@
 //! The `simulate` command: serve only the simulated CloudConnexa API, for demos, end-to-end
 //! tests and benchmarks.
+//!
+//! The exporter owns its command line: the flags live here, and the simulator crate checks the
+//! ranges of the knobs they set; an error it reports is named here by flag and variable.
 
 use std::future::Future;
 use std::time::Duration;
 
-use crate::duration::parse_duration;
-use crate::secret::Secret;
+use cloudconnexa_sim::{
+    ClientSecret, FaultRate, Faults, FaultsError, RateLimit, SimConfig, SimConfigError, Simulator,
+    Steady, serve,
+};
 
-use super::{Faults, RateLimit, SimConfig, Simulator, Steady, serve};
+use crate::duration::{DurationError, parse_duration};
+use crate::secret::Secret;
 
 /// Arguments of `cloudconnexa_exporter simulate`. Every flag also reads `CLOUDCONNEXA_SIM_<NAME>`.
 #[derive(Debug, Clone, clap::Args)]
@@ -204,166 +210,121 @@ pub struct SimulateArgs {
     pub fault_revoke_credentials: bool,
 }
 
-/// The fastest the world may run: a real minute is then about 70 days of the world.
-const MAX_SPEED: f64 = 100_000.0;
+/// A value of a `simulate` flag that the simulator refuses.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{flag} ({env}): {problem}")]
+pub struct SimulateArgsError {
+    /// The flag, e.g. `--users`.
+    pub flag: &'static str,
+    /// Its environment variable, e.g. `CLOUDCONNEXA_SIM_USERS`.
+    pub env: String,
+    /// What is wrong with its value.
+    pub problem: SimConfigError,
+}
 
-/// Most active sessions of a steady world (about 200 bytes each in the simulator).
-const MAX_STEADY_ACTIVE: u32 = 5_000_000;
+impl SimulateArgsError {
+    fn new(problem: SimConfigError) -> Self {
+        let flag = flag_of(&problem);
+        let env = format!(
+            "CLOUDCONNEXA_SIM_{}",
+            flag.trim_start_matches('-')
+                .replace(['.', '-'], "_")
+                .to_uppercase()
+        );
+        Self { flag, env, problem }
+    }
+}
 
-/// Most changes per minute of a steady world: the world keeps 30 days of ended sessions, and
-/// starts with a day of them.
-const MAX_STEADY_CHANGES_PER_MINUTE: f64 = 1_000.0;
+/// The flag that sets the field a configuration error names.
+fn flag_of(problem: &SimConfigError) -> &'static str {
+    match problem {
+        SimConfigError::NoUsers => "--users",
+        SimConfigError::Speed(_) => "--speed",
+        SimConfigError::EmptyClientId => "--client-id",
+        SimConfigError::EmptyClientSecret => "--client-secret",
+        SimConfigError::NoBurst => "--rate-limit.burst",
+        SimConfigError::NoReplenishRate => "--rate-limit.replenish-rate",
+        SimConfigError::ReplenishTimeTooShort => "--rate-limit.replenish-time",
+        SimConfigError::TokenTtlTooShort => "--token-ttl",
+        SimConfigError::OutagesPerDay => "--outages-per-day",
+        SimConfigError::SteadyActive(_) => "--steady-active",
+        SimConfigError::SteadyChangesPerMinute(_) => "--steady-changes-per-minute",
+        SimConfigError::Faults(FaultsError::NotAProbability { rate, .. }) => match rate {
+            FaultRate::TooManyRequests => "--fault.429-rate",
+            FaultRate::ServerError => "--fault.5xx-rate",
+            FaultRate::Slow => "--fault.slow-rate",
+            FaultRate::Truncated => "--fault.truncated-rate",
+            FaultRate::Duplicates => "--fault.duplicate-rate",
+            FaultRate::Spurious401 => "--fault.spurious-401-rate",
+        },
+    }
+}
 
-fn parse_secret(text: &str) -> Result<Secret, String> {
+fn parse_secret(text: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(text))
 }
 
 /// A duration with an optional sign: `5m`, `+5m`, `-1h30m`.
-fn parse_skew(text: &str) -> Result<chrono::Duration, String> {
+fn parse_skew(text: &str) -> Result<chrono::Duration, DurationError> {
     let text = text.trim();
     let (negative, magnitude) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
-    let magnitude =
-        chrono::Duration::from_std(parse_duration(magnitude).map_err(|e| e.to_string())?)
-            .map_err(|_| format!("invalid duration {text:?}: too large"))?;
+    let magnitude = chrono::Duration::from_std(parse_duration(magnitude)?)
+        .map_err(|_| DurationError::TooLarge(text.to_owned()))?;
     Ok(if negative { -magnitude } else { magnitude })
-}
-
-/// Names a flag and its environment variable in an error message.
-fn flag_error(flag: &str, message: impl std::fmt::Display) -> String {
-    let env = flag
-        .trim_start_matches('-')
-        .replace(['.', '-'], "_")
-        .to_uppercase();
-    format!("{flag} (CLOUDCONNEXA_SIM_{env}): {message}")
-}
-
-fn probability(flag: &str, value: f64) -> Result<f64, String> {
-    if (0.0..=1.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(flag_error(
-            flag,
-            format!("must be a probability between 0 and 1, not {value}"),
-        ))
-    }
 }
 
 impl SimulateArgs {
     /// The simulator's configuration, or what is wrong with the arguments (naming the flag and
     /// its environment variable).
-    pub fn to_config(&self) -> Result<SimConfig, String> {
-        if self.users == 0 {
-            return Err(flag_error("--users", "must be at least 1"));
-        }
-        // Far beyond this, one request would have to play out years of the world at once.
-        if !(self.speed > 0.0 && self.speed <= MAX_SPEED) {
-            return Err(flag_error(
-                "--speed",
-                format!(
-                    "must be a number above 0 and at most {MAX_SPEED}, not {}",
-                    self.speed
-                ),
-            ));
-        }
-        if self.client_id.is_empty() {
-            return Err(flag_error("--client-id", "must not be empty"));
-        }
-        if self.client_secret.is_empty() {
-            return Err(flag_error("--client-secret", "must not be empty"));
-        }
-        let rate_limit = if self.no_rate_limit {
-            None
-        } else {
-            if self.rate_limit_burst == 0 {
-                return Err(flag_error("--rate-limit.burst", "must be at least 1"));
-            }
-            if self.rate_limit_replenish_rate == 0 {
-                return Err(flag_error(
-                    "--rate-limit.replenish-rate",
-                    "must be at least 1",
-                ));
-            }
-            if self.rate_limit_replenish_time < Duration::from_secs(1) {
-                return Err(flag_error(
-                    "--rate-limit.replenish-time",
-                    "must be at least 1s",
-                ));
-            }
-            Some(RateLimit {
-                burst: self.rate_limit_burst,
-                replenish_rate: self.rate_limit_replenish_rate,
-                replenish_time: Duration::from_secs(self.rate_limit_replenish_time.as_secs()),
-            })
-        };
-        if self.token_ttl < Duration::from_secs(1) {
-            return Err(flag_error("--token-ttl", "must be at least 1s"));
-        }
-        if !(self.outages_per_day.is_finite() && self.outages_per_day >= 0.0) {
-            return Err(flag_error(
-                "--outages-per-day",
-                "must be a number, 0 or more",
-            ));
-        }
-        let steady = match self.steady_active {
-            None => None,
-            Some(active) => {
-                if !(1..=MAX_STEADY_ACTIVE).contains(&active) {
-                    return Err(flag_error(
-                        "--steady-active",
-                        format!("must be between 1 and {MAX_STEADY_ACTIVE}, not {active}"),
-                    ));
-                }
-                let rate = self.steady_changes_per_minute;
-                if !(rate.is_finite() && (0.0..=MAX_STEADY_CHANGES_PER_MINUTE).contains(&rate)) {
-                    return Err(flag_error(
-                        "--steady-changes-per-minute",
-                        format!(
-                            "must be a number from 0 to {MAX_STEADY_CHANGES_PER_MINUTE}, not {rate}"
-                        ),
-                    ));
-                }
-                Some(Steady {
-                    active,
-                    changes_per_minute: rate,
-                })
-            }
-        };
-        let faults = Faults {
-            rate_429: probability("--fault.429-rate", self.fault_429_rate)?,
-            rate_5xx: probability("--fault.5xx-rate", self.fault_5xx_rate)?,
-            rate_slow: probability("--fault.slow-rate", self.fault_slow_rate)?,
-            slow_delay: self.fault_slow_delay,
-            rate_truncated: probability("--fault.truncated-rate", self.fault_truncated_rate)?,
-            rate_duplicates: probability("--fault.duplicate-rate", self.fault_duplicate_rate)?,
-            rate_spurious_401: probability(
-                "--fault.spurious-401-rate",
-                self.fault_spurious_401_rate,
-            )?,
-            repeat_cursor: self.fault_repeat_cursor,
-            revoke_credentials: self.fault_revoke_credentials,
-        };
-        Ok(SimConfig {
+    pub fn to_config(&self) -> Result<SimConfig, SimulateArgsError> {
+        let rate_limit = (!self.no_rate_limit).then(|| RateLimit {
+            burst: self.rate_limit_burst,
+            replenish_rate: self.rate_limit_replenish_rate,
+            // The header carries whole seconds.
+            replenish_time: if self.rate_limit_replenish_time < Duration::from_secs(1) {
+                self.rate_limit_replenish_time
+            } else {
+                Duration::from_secs(self.rate_limit_replenish_time.as_secs())
+            },
+        });
+        let steady = self.steady_active.map(|active| Steady {
+            active,
+            changes_per_minute: self.steady_changes_per_minute,
+        });
+        let mut config = SimConfig {
             seed: self.seed,
             users: self.users,
             speed: self.speed,
             client_id: self.client_id.clone(),
-            client_secret: self.client_secret.clone(),
+            client_secret: ClientSecret::new(self.client_secret.expose()),
             rate_limit,
             token_ttl: self.token_ttl,
             clock_skew: self.clock_skew,
-            faults,
-            bump_updated_on_traffic: self.bump_updated_on_traffic,
-            outages_per_day: if steady.is_some() {
-                0.0
-            } else {
-                self.outages_per_day
+            faults: Faults {
+                rate_429: self.fault_429_rate,
+                rate_5xx: self.fault_5xx_rate,
+                rate_slow: self.fault_slow_rate,
+                slow_delay: self.fault_slow_delay,
+                rate_truncated: self.fault_truncated_rate,
+                rate_duplicates: self.fault_duplicate_rate,
+                rate_spurious_401: self.fault_spurious_401_rate,
+                repeat_cursor: self.fault_repeat_cursor,
+                revoke_credentials: self.fault_revoke_credentials,
             },
+            bump_updated_on_traffic: self.bump_updated_on_traffic,
+            outages_per_day: self.outages_per_day,
             steady,
             always_on_boost: 1.0,
-        })
+        };
+        config.validate().map_err(SimulateArgsError::new)?;
+        // A steady world has no outages (checked as given all the same).
+        if config.steady.is_some() {
+            config.outages_per_day = 0.0;
+        }
+        Ok(config)
     }
 }
 
@@ -408,7 +369,7 @@ mod tests {
         let command =
             Command::try_parse_from(std::iter::once("simulate").chain(argv.iter().copied()))
                 .map_err(|e| e.to_string())?;
-        command.args.to_config()
+        command.args.to_config().map_err(|e| e.to_string())
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use cloudconnexa_exporter::sim::{self, Faults, SimConfig, Simulator};
+use cloudconnexa_sim::{self as sim, Faults, SimConfig, Simulator};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;

@@ -27,7 +27,21 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Faults, Simulator};
+use super::{Faults, FaultsError, Simulator};
+
+/// Why a control request's body is refused (a 400 whose `error` is this message).
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    /// Not the JSON the endpoint expects.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// `slow_delay` is not a number of seconds.
+    #[error("slow_delay must be a number of seconds, not {0}")]
+    SlowDelay(f64),
+    /// A fault rate is not a probability.
+    #[error(transparent)]
+    Faults(#[from] FaultsError),
+}
 
 /// The control routes.
 pub(crate) fn routes() -> Router<Simulator> {
@@ -72,15 +86,11 @@ impl From<Faults> for FaultsBody {
 }
 
 impl TryFrom<FaultsBody> for Faults {
-    type Error = String;
+    type Error = BodyError;
 
-    fn try_from(b: FaultsBody) -> Result<Self, String> {
-        let slow_delay = Duration::try_from_secs_f64(b.slow_delay).map_err(|_| {
-            format!(
-                "slow_delay must be a number of seconds, not {}",
-                b.slow_delay
-            )
-        })?;
+    fn try_from(b: FaultsBody) -> Result<Self, BodyError> {
+        let slow_delay = Duration::try_from_secs_f64(b.slow_delay)
+            .map_err(|_| BodyError::SlowDelay(b.slow_delay))?;
         let faults = Faults {
             rate_429: b.rate_429,
             rate_5xx: b.rate_5xx,
@@ -97,10 +107,10 @@ impl TryFrom<FaultsBody> for Faults {
     }
 }
 
-fn bad_request(message: String) -> Response {
+fn bad_request(error: BodyError) -> Response {
     (
         StatusCode::BAD_REQUEST,
-        axum::Json(json!({ "error": message })),
+        axum::Json(json!({ "error": error.to_string() })),
     )
         .into_response()
 }
@@ -112,7 +122,7 @@ async fn get_faults(State(sim): State<Simulator>) -> Response {
 /// Replaces the faults with the body's (omitted fields: no fault).
 async fn put_faults(State(sim): State<Simulator>, body: Bytes) -> Response {
     let parsed = serde_json::from_slice::<FaultsBody>(&body)
-        .map_err(|e| e.to_string())
+        .map_err(BodyError::from)
         .and_then(Faults::try_from);
     match parsed {
         Ok(faults) => {
@@ -142,7 +152,7 @@ async fn put_churn(State(sim): State<Simulator>, body: Bytes) -> Response {
             tracing::info!(on, "churn changed");
             axum::Json(json!({ "on": on })).into_response()
         }
-        Err(e) => bad_request(e.to_string()),
+        Err(e) => bad_request(e.into()),
     }
 }
 
