@@ -59,11 +59,13 @@ def check_dashboard(path):
     ds = variables.get("datasource")
     if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
         bad("no `datasource` variable of type datasource (prometheus)")
-    for var, source in (("job", "label_values(cloudconnexa_up, job)"), ("instance", "label_values(cloudconnexa_up")):
+    # The Job and Instance variables list the targets of cloudconnexa_up, narrowed by the
+    # mixin's selector (mixin/dashboards/dashboards.libsonnet sets it; default job=~".*cloudconnexa.*").
+    for var in ("job", "instance"):
         v = variables.get(var)
         definition = (v or {}).get("definition", "")
-        if not v or v.get("type") != "query" or not definition.startswith(source):
-            bad(f"no `{var}` query variable from {source}...")
+        if not v or v.get("type") != "query" or not re.fullmatch(rf"label_values\(cloudconnexa_up(\{{.*\}})?, {var}\)", definition):
+            bad(f"no `{var}` query variable from label_values(cloudconnexa_up{{...}}, {var})")
     wants_dims = any(DIM_METRICS.match(m) for m in SELECTOR.findall(text) for m in [m[0]])
     if wants_dims:
         for dim in SESSION_DIMS:
