@@ -26,12 +26,27 @@
     credentialsRejectedFor: '5m',
     rateLimitedFor: '30m',
     dataStaleFor: '5m',
+    // Longer than pollFailingFor: a collector other than sessions failing leaves slow-moving
+    // figures (connectors, user counts, the region catalogue) a little old, which can wait
+    // for working hours; its backoff also retries only every 10 minutes after a few failures.
+    collectorFailingFor: '30m',
     sessionFailureRatioHighFor: '10m',
     regionSessionsDroppedFor: '10m',
+    // A connector is a whole site's link: minutes of OFFLINE page someone. Shorter than this
+    // and a connector restarting (or two runs of the connectors collector, 2 minutes apart by
+    // default, catching a blip) would page too.
+    connectorOfflineFor: '5m',
+    // ONLINE_WITH_ISSUES still carries traffic: a warning, and only once it lasts.
+    connectorDegradedFor: '30m',
 
-    // CloudConnexaDataStale: minutes since the last successful poll. Keep it well above
-    // --poll.interval (60s by default).
-    dataStaleMinutes: 15,
+    // CloudConnexaDataStale: minutes since a collector's last successful run, per collector.
+    // Each is several of that collector's default intervals (sessions 60s, connectors 2m,
+    // users 15m, regions 1h) so that runs stretched by the rate limit do not count as stale;
+    // raise them with longer --poll.interval or --collector.*.interval values.
+    dataStaleMinutes: 15,  // the sessions collector
+    connectorsDataStaleMinutes: 15,
+    usersDataStaleMinutes: 60,
+    regionsDataStaleMinutes: 180,
     // CloudConnexaSessionFailureRatioHigh: the share of ended sessions that failed in 15
     // minutes (a PromQL number, as text so that it is written exactly as given), and how many
     // sessions must have ended for the ratio to count.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Static checks of the operations files, no exporter binary and no Docker engine needed:
 # alert rules and their promtool unit tests, the Prometheus and Alertmanager configs of the
-# demo stack, the Dockerfile (hadolint, non-root user), the Grafana dashboards, and the
-# compose file (parses, everything it builds from or mounts exists).
+# demo stack (and that the Alertmanager inhibitions name alerts that exist), the Dockerfile
+# (hadolint, non-root user), the Grafana dashboards, and the compose file (parses, everything
+# it builds from or mounts exists).
 #
 #   scripts/check-ops.sh
 #
@@ -30,6 +31,8 @@ check "every alert has a runbook section in README.md" \
     python3 scripts/lib/opslint.py rules "${rules[@]}"
 check "promtool check config deploy/prometheus.yml" promtool check config --syntax-only deploy/prometheus.yml
 check "amtool check-config deploy/alertmanager.yml" amtool check-config deploy/alertmanager.yml
+check "every alert deploy/alertmanager.yml inhibits or inhibits by exists" \
+    python3 scripts/lib/opslint.py inhibitions deploy/alertmanager.yml "${rules[@]}"
 check "hadolint --failure-threshold warning Dockerfile" hadolint --failure-threshold warning Dockerfile
 check "the image runs as a non-root user" python3 scripts/lib/opslint.py dockerfile-user Dockerfile
 check "dashboards parse, have the required variables and filter every query (${#dashboards[@]} files)" \

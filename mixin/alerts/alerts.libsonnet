@@ -25,6 +25,15 @@ local humanize(duration) =
 {
   local c = $._config,
   local runbook(alert) = c.runbookURLPattern % std.asciiLower(alert),
+  // Where a connector is: its network, or for a host connector (network "none") its host.
+  local site = '{{ if eq $labels.network "none" }}host {{ $labels.host }}{{ else }}network {{ $labels.network }}{{ end }}',
+  // CloudConnexaDataStale's threshold of each collector, in the order the exporter lists them.
+  local staleMinutes = [
+    ['sessions', c.dataStaleMinutes],
+    ['connectors', c.connectorsDataStaleMinutes],
+    ['users', c.usersDataStaleMinutes],
+    ['regions', c.regionsDataStaleMinutes],
+  ],
 
   // Every rule's runbook_url is added below, from its name.
   local groups = [
@@ -57,34 +66,75 @@ local humanize(duration) =
           },
         },
         {
-          // The exporter is scraped fine, but its background poll of the CloudConnexa API fails.
+          // The sessions collector, the one the session metrics and most dashboards depend on,
+          // has failed every run. The other collectors have CloudConnexaCollectorFailing: one
+          // failing users collector must not look like (or page as) a sessions outage, and
+          // cloudconnexa_up, which any failing collector turns to 0, would mix the two.
           alert: 'CloudConnexaPollFailing',
-          expr: 'cloudconnexa_up == 0',
+          expr: 'cloudconnexa_collector_up{collector="sessions"} == 0',
           'for': c.pollFailingFor,
           labels: { severity: 'warning' },
           annotations: {
-            summary: 'CloudConnexa exporter cannot poll the CloudConnexa API.',
-            description: 'Every poll cycle of {{ $labels.instance }} has failed for ' + humanize(c.pollFailingFor)
-                         + '; session metrics are frozen at the last successful poll. See '
-                         + 'cloudconnexa_poll_errors_total for the cause.',
+            summary: 'CloudConnexa exporter cannot poll the CloudConnexa API for sessions.',
+            description: 'Every run of the sessions collector of {{ $labels.instance }} has failed for '
+                         + humanize(c.pollFailingFor) + '; session metrics are frozen at the last successful '
+                         + 'poll. See cloudconnexa_poll_errors_total{collector="sessions"} for the cause.',
           },
         },
         {
-          // Token requests are refused (revoked, expired, IP-restricted or mistyped API
-          // credentials). No retry can fix this: an operator has to, hence critical and a
-          // short `for`.
+          // Any other collector (connectors, users, regions) has failed every run for a while:
+          // its series keep the values of its last successful run. A warning, one per
+          // collector: a refused endpoint (403: the API credentials lack that permission) or an
+          // outage of one listing fails that collector alone.
+          alert: 'CloudConnexaCollectorFailing',
+          expr: 'cloudconnexa_collector_up{collector!="sessions"} == 0',
+          'for': c.collectorFailingFor,
+          labels: { severity: 'warning' },
+          annotations: {
+            summary: 'A CloudConnexa exporter collector keeps failing.',
+            description: 'Every run of the {{ $labels.collector }} collector of {{ $labels.instance }} has failed for '
+                         + humanize(c.collectorFailingFor) + '; its metrics keep the values of its last successful '
+                         + 'run. See cloudconnexa_poll_errors_total{collector="{{ $labels.collector }}"} for the cause.',
+          },
+        },
+        {
+          // The API refuses the exporter's credentials: token requests are refused (revoked,
+          // expired, IP-restricted or mistyped API credentials), or the sessions endpoint is
+          // refused (credentials without the permission to read sessions). No retry can fix
+          // this: an operator has to, hence critical and a short `for`.
+          //
+          // Failed runs of kind "auth" come from 401/403 answers of any endpoint; a 403 on, say,
+          // the users listing alone means a missing permission for that one collector
+          // (CloudConnexaCollectorFailing), not rejected credentials, so the refusal must be
+          // the token's or the sessions collector's. The 15-minute windows outlast the longest
+          // wait between failed runs (10 minutes): a collector in its backoff still counts. One
+          // alert per exporter, however many collectors the refusal stops; it clears once each
+          // of them has run again.
           alert: 'CloudConnexaCredentialsRejected',
           expr: |||
-            increase(cloudconnexa_poll_errors_total{kind="auth"}[5m]) > 0
+            sum by (job, instance, kind) (
+                increase(cloudconnexa_poll_errors_total{kind="auth"}[15m]) > 0
+              and on (job, instance, collector)
+                cloudconnexa_collector_up == 0
+            )
             and on (job, instance)
-            cloudconnexa_up == 0
+            (
+                sum by (job, instance) (increase(cloudconnexa_api_requests_total{endpoint="token", code=~"400|401|403"}[15m])) > 0
+              or
+                sum by (job, instance) (
+                    increase(cloudconnexa_poll_errors_total{collector="sessions", kind="auth"}[15m]) > 0
+                  and on (job, instance)
+                    cloudconnexa_collector_up{collector="sessions"} == 0
+                )
+            )
           |||,
           'for': c.credentialsRejectedFor,
           labels: { severity: 'critical' },
           annotations: {
             summary: "CloudConnexa rejects the exporter's API credentials.",
-            description: 'Poll cycles of {{ $labels.instance }} fail because CloudConnexa refuses its OAuth2 '
-                         + 'client credentials; no session data is collected until the credentials are fixed.',
+            description: 'Runs of {{ $labels.instance }} fail because CloudConnexa refuses its API credentials '
+                         + '(the OAuth2 token, or the permission to read sessions); no session data is collected '
+                         + 'until the credentials are fixed.',
           },
         },
         {
@@ -104,17 +154,22 @@ local humanize(duration) =
           },
         },
         {
-          // Also catches a poller that hangs without failing (cloudconnexa_up keeps its last
-          // value). The default 15 minutes is 15 of the default 60s poll intervals; raise
-          // dataStaleMinutes for longer intervals.
+          // Also catches a collector that hangs without failing (its cloudconnexa_collector_up
+          // keeps its last value), which the failing-collector alerts do not see. One
+          // threshold per collector, each several of its default intervals; a disabled
+          // collector has no timestamp and a collector that never succeeded has none yet
+          // (the failing-collector alerts cover it).
           alert: 'CloudConnexaDataStale',
-          expr: 'time() - cloudconnexa_last_successful_poll_timestamp_seconds > %(dataStaleMinutes)d * 60' % c,
+          expr: std.join('\nor\n', [
+            '(time() - cloudconnexa_last_successful_poll_timestamp_seconds{collector="%s"} > %d * 60)' % threshold
+            for threshold in staleMinutes
+          ]) + '\n',
           'for': c.dataStaleFor,
           labels: { severity: 'warning' },
           annotations: {
-            summary: 'CloudConnexa session metrics are stale.',
-            description: 'The last successful poll of {{ $labels.instance }} ended '
-                         + '{{ $value | humanizeDuration }} ago; CloudConnexa session metrics no longer reflect '
+            summary: 'CloudConnexa {{ $labels.collector }} metrics are stale.',
+            description: 'The last successful run of the {{ $labels.collector }} collector of {{ $labels.instance }} '
+                         + 'ended {{ $value | humanizeDuration }} ago; its CloudConnexa metrics no longer reflect '
                          + 'the tenant.',
           },
         },
@@ -159,7 +214,7 @@ local humanize(duration) =
         {
           // Active sessions of a VPN region vanish (their series disappear, they do not go to
           // 0) after the region had at least regionSessionsMin at some point in the last hour,
-          // while polling works.
+          // while the sessions collector works (the other collectors do not matter here).
           alert: 'CloudConnexaRegionSessionsDropped',
           expr: |||
             (
@@ -168,7 +223,7 @@ local humanize(duration) =
               sum by (job, instance, vpn_region) (cloudconnexa_sessions_active) > 0
             )
             and on (job, instance)
-            cloudconnexa_up == 1
+            cloudconnexa_collector_up{collector="sessions"} == 1
           ||| % c,
           'for': c.regionSessionsDroppedFor,
           labels: { severity: 'warning' },
@@ -177,6 +232,52 @@ local humanize(duration) =
             description: 'VPN region {{ $labels.vpn_region }} had up to {{ $value | printf "%.0f" }} active '
                          + 'sessions in the last hour and has had none for '
                          + humanize(c.regionSessionsDroppedFor) + '.',
+          },
+        },
+      ],
+    },
+    {
+      name: 'CloudConnexaConnectors',
+      rules: [
+        {
+          // A network or host connector is OFFLINE: the site or VPC behind it is cut off from
+          // the VPN. Its value is the age of the connectors collector's last successful run,
+          // so the description says how old the state it rests on is: while that collector
+          // fails, connector series keep their last values (Alertmanager's inhibitions quiet
+          // these alerts once CloudConnexaCollectorFailing or CloudConnexaDataStale say so for
+          // the connectors collector). No freshness guard in the expression: it would resolve
+          // the alert while the site may still be down.
+          alert: 'CloudConnexaConnectorOffline',
+          expr: |||
+            (cloudconnexa_connector_status{status="OFFLINE"} == 1)
+            * on (job, instance) group_left ()
+            (time() - cloudconnexa_last_successful_poll_timestamp_seconds{collector="connectors"})
+          |||,
+          'for': c.connectorOfflineFor,
+          labels: { severity: 'critical' },
+          annotations: {
+            summary: 'A CloudConnexa connector is offline.',
+            description: 'Connector {{ $labels.connector }} (' + site + ', VPN region {{ $labels.vpn_region }}) has been OFFLINE for ' + humanize(c.connectorOfflineFor)
+                         + ', as of the connectors collector\'s run {{ $value | humanizeDuration }} ago; what lies '
+                         + 'behind it is unreachable through CloudConnexa.',
+          },
+        },
+        {
+          // A connector reports ONLINE_WITH_ISSUES: traffic may still flow, degraded. Same
+          // value and caveat as CloudConnexaConnectorOffline.
+          alert: 'CloudConnexaConnectorDegraded',
+          expr: |||
+            (cloudconnexa_connector_status{status="ONLINE_WITH_ISSUES"} == 1)
+            * on (job, instance) group_left ()
+            (time() - cloudconnexa_last_successful_poll_timestamp_seconds{collector="connectors"})
+          |||,
+          'for': c.connectorDegradedFor,
+          labels: { severity: 'warning' },
+          annotations: {
+            summary: 'A CloudConnexa connector has been online with issues for a while.',
+            description: 'Connector {{ $labels.connector }} (' + site + ', VPN region {{ $labels.vpn_region }}) has been ONLINE_WITH_ISSUES for '
+                         + humanize(c.connectorDegradedFor) + ', as of the connectors collector\'s run '
+                         + '{{ $value | humanizeDuration }} ago.',
           },
         },
       ],

@@ -354,8 +354,10 @@ def check_mixin_config():
         "runbookURLPattern": "https://runbooks.example/cloudconnexa#%s",
         "exporterDownFor": "7m",
         "dataStaleMinutes": 42,
+        "usersDataStaleMinutes": 77,
         "sessionFailureRatioThreshold": "0.25",
         "regionSessionsMin": 33,
+        "connectorOfflineFor": "9m",
     }
     problems = []
     default = mixin_alerts()
@@ -373,7 +375,9 @@ def check_mixin_config():
             problems.append(f"{name}: runbook_url ignores runbookURLPattern")
     expectations = {
         "CloudConnexaExporterDown": lambda r: r["for"] == "7m" and "for 7 minutes" in r["annotations"]["description"],
-        "CloudConnexaDataStale": lambda r: "> 42 * 60" in r["expr"],
+        "CloudConnexaDataStale": lambda r: '{collector="sessions"} > 42 * 60' in r["expr"]
+        and '{collector="users"} > 77 * 60' in r["expr"],
+        "CloudConnexaConnectorOffline": lambda r: r["for"] == "9m" and "for 9 minutes" in r["annotations"]["description"],
         "CloudConnexaSessionFailureRatioHigh": lambda r: ") > 0.25\n" in r["expr"],
         "CloudConnexaRegionSessionsDropped": lambda r: ">= 33\n" in r["expr"],
     }

@@ -6,6 +6,8 @@
     opslint.py dashboards FILE...   structure, variables and query filters of each dashboard
     opslint.py compose FILE         the compose file parses and everything it mounts exists
     opslint.py dockerfile-user FILE the final stage of a Dockerfile runs as a non-root user
+    opslint.py inhibitions ALERTMANAGER RULES...
+                                    every alert name an inhibition rule matches exists in RULES
 
 Each prints what is wrong and exits non-zero, or prints nothing and exits 0.
 """
@@ -211,6 +213,41 @@ def check_dockerfile_user(path):
     return [f"{path}: the final stage ({base}) sets no USER, so it runs as root"]
 
 
+# `alertname = X`, `alertname="X"`, `alertname =~ "A|B"`: an Alertmanager matcher on alertname.
+ALERTNAME_MATCHER = re.compile(r'^\s*alertname\s*(=~|=)\s*"?([^"]*)"?\s*$')
+
+
+def check_inhibitions(path, rule_files):
+    """Every alert name an inhibition rule matches exists: a renamed alert would otherwise leave
+    an inhibition that silently no longer applies."""
+    import yaml
+
+    names = set()
+    for rule_file in rule_files:
+        with open(rule_file, encoding="utf-8") as f:
+            names |= {r["alert"] for g in yaml.safe_load(f)["groups"] for r in g["rules"] if "alert" in r}
+    with open(path, encoding="utf-8") as f:
+        rules = (yaml.safe_load(f) or {}).get("inhibit_rules") or []
+    problems = []
+    for i, rule in enumerate(rules, 1):
+        for side in ("source_matchers", "target_matchers"):
+            matched = []
+            for matcher in rule.get(side) or []:
+                m = ALERTNAME_MATCHER.match(matcher)
+                if not m:
+                    continue
+                op, value = m.groups()
+                # Only plain names and alternations of names are checked; a real regex is not.
+                wanted = value.split("|") if op == "=~" else [value]
+                if op == "=~" and not all(re.fullmatch(r"\w+", w) for w in wanted):
+                    continue
+                matched += wanted
+            if not matched:
+                problems.append(f"{path}: inhibit rule {i}: {side} names no alert (alertname = or =~ \"A|B\")")
+            problems += [f"{path}: inhibit rule {i}: {side} names {n}, which no rule defines" for n in matched if n not in names]
+    return problems
+
+
 def main(argv):
     if len(argv) < 3:
         print(__doc__.strip(), file=sys.stderr)
@@ -224,6 +261,8 @@ def main(argv):
         problems = [p for f in files for p in check_dashboard(f)]
     elif what == "compose":
         problems = check_compose(files[0])
+    elif what == "inhibitions":
+        problems = check_inhibitions(files[0], files[1:])
     elif what == "dockerfile-user":
         problems = check_dockerfile_user(files[0])
     else:
