@@ -23,6 +23,17 @@ DIM_METRICS = re.compile(
     r"|session_in_bytes_total|session_out_bytes_total)$"
 )
 REGION_METRICS = re.compile(r"^cloudconnexa_session_duration_seconds(_bucket|_sum|_count)?$")
+# The collectors' self-metrics, one series per collector: a panel that neither picks one
+# collector nor aggregates the label away must name it in its legend, or the collectors' series
+# look alike.
+PER_COLLECTOR_METRICS = re.compile(
+    r"^cloudconnexa_(collector_up|last_successful_poll_timestamp_seconds|poll_duration_seconds"
+    r"|poll_cycles_total|poll_errors_total)$"
+)
+AGGREGATION = re.compile(
+    r"\b(sum|min|max|avg|count|group|stddev|stdvar|topk|bottomk|quantile|count_values)\s*"
+    r"(?:(by|without)\s*\(([^)]*)\))?\s*\("
+)
 SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}")
 BARE_METRIC = re.compile(r"\b(cloudconnexa_[a-z0-9_]+|process_[a-z0-9_]+|up)\b(?!\s*\{)")
 
@@ -96,6 +107,9 @@ def check_dashboard(path):
             if not expr:
                 bad(f"panel {title!r} target {t.get('refId')} has no expr")
             problems.extend(f"{name}: panel {title!r}: {p}" for p in check_expr(expr))
+            if panel.get("type") != "table" and per_collector_unnamed(expr, t.get("legendFormat", "")):
+                bad(f"panel {title!r} target {t.get('refId')}: one series per collector, but the legend "
+                    f"{t.get('legendFormat', '')!r} does not name {{{{collector}}}} (or pick one with collector=...)")
     if n_targets == 0:
         bad("has no queries")
     return problems
@@ -116,7 +130,30 @@ def check_expr(expr):
         for n in needed:
             if n not in matchers:
                 problems.append(f"{metric} lacks the filter {n}")
+        # Every connector has a series per state (1 for its current one): counting them counts
+        # each connector three times; sum them, or pick a state.
+        if metric == "cloudconnexa_connector_status" and "status" not in matchers and re.search(r"\bcount\b", expr):
+            problems.append("counts cloudconnexa_connector_status over every state (each connector has a "
+                            "series per state): use sum, or a status=... matcher")
     return problems
+
+
+def keeps_label(expr, label):
+    """True unless an aggregation in expr drops `label` (by without it, without it, or neither)."""
+    for _, clause, labels in AGGREGATION.findall(expr):
+        names = {n.strip() for n in labels.split(",")}
+        if not clause or (clause == "by") != (label in names):
+            return False
+    return True
+
+
+def per_collector_unnamed(expr, legend):
+    """A per-collector metric queried for every collector, its label kept, yet not in the legend."""
+    every_collector = any(
+        PER_COLLECTOR_METRICS.match(m.group(1)) and not re.search(r"\bcollector\s*(=|!=|=~|!~)", m.group(2))
+        for m in SELECTOR.finditer(expr)
+    )
+    return every_collector and keeps_label(expr, "collector") and "{{collector}}" not in legend
 
 
 def heading_anchors(markdown):
