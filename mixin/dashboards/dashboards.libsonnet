@@ -9,6 +9,7 @@
 local files = {
   'cloudconnexa-exporter.json': import 'cloudconnexa-exporter.json',
   'cloudconnexa-sessions.json': import 'cloudconnexa-sessions.json',
+  'cloudconnexa-tenant.json': import 'cloudconnexa-tenant.json',
 };
 
 {
