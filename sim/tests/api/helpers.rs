@@ -99,6 +99,15 @@ impl Running {
         read(request.send().await.expect("request")).await
     }
 
+    /// A request of `method` with `body`, without credentials (for the control endpoints).
+    pub(crate) async fn send(&self, method: reqwest::Method, path: &str, body: &str) -> Answer {
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .body(body.to_owned());
+        read(request.send().await.expect("request")).await
+    }
+
     /// A token for `demo:demo`, checked against the spec.
     pub(crate) async fn token(&self) -> String {
         let answer = self

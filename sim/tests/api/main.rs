@@ -7,5 +7,6 @@
 mod helpers;
 mod schema;
 
+mod control;
 mod inventory;
 mod sessions;
