@@ -10,12 +10,16 @@
 //! # Layout
 //! - `config`: [`SimConfig`] and its knobs ([`RateLimit`], [`Steady`], [`Faults`]), with the
 //!   range checks of each.
-//! - `catalog`: the company's fixed facts (offices, regions, groups, networks, reasons).
+//! - `catalog`: the company's fixed facts (offices, regions, groups, networks, accounts,
+//!   reasons).
 //! - `sampling`: seeded random streams and the distributions the world draws from.
-//! - `world`: the company, its sessions and their life; deterministic for a seed.
+//! - `world`: the company (users, accounts, devices), its networks, hosts and connectors with
+//!   their states, its sessions and their life; deterministic for a seed.
 //! - `cursor`, `limit`: paging cursors and the rate-limit token bucket.
-//! - `api`: the HTTP API (`/api/v1`, `/api/beta`), its validation, rate limit and faults.
-//! - `control`: `/_sim/...` endpoints that let scripts steer the simulator.
+//! - `api`: the HTTP API (tokens and sessions on `/api/v1` and `/api/beta`, the inventory on
+//!   `/api/v1`), its validation, paging, rate limit and faults.
+//! - `control`: `/_sim/...` endpoints that let scripts steer the simulator (faults, churn,
+//!   connector states, users).
 //! - `truth`: what tests read: the world's ground truth and the API's statistics.
 //!
 //! The shared state sits behind one `std::sync::Mutex`: every request holds it only for a short
