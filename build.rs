@@ -1,5 +1,6 @@
 //! Records the git revision and the compiler version for `cloudconnexa_exporter_build_info`.
 
+use std::path::Path;
 use std::process::Command;
 
 fn output(cmd: &str, args: &[&str]) -> Option<String> {
@@ -8,6 +9,27 @@ fn output(cmd: &str, args: &[&str]) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
         .filter(|s| !s.is_empty())
+}
+
+/// Asks Cargo to rebuild when the revision changes: `HEAD` moves on a checkout, and the ref it
+/// points to moves on a commit (a packed ref moves `packed-refs` instead).
+fn watch_revision() {
+    let Some(git_dir) = output("git", &["rev-parse", "--git-dir"]) else {
+        return;
+    };
+    let git_dir = Path::new(&git_dir);
+    println!("cargo:rerun-if-changed={}", git_dir.join("HEAD").display());
+    if let Some(reference) = output("git", &["symbolic-ref", "-q", "HEAD"]) {
+        // In a worktree the ref lives in the common folder, not the worktree's own.
+        let common = output("git", &["rev-parse", "--git-common-dir"])
+            .map_or_else(|| git_dir.to_path_buf(), Into::into);
+        // A path that does not exist would make Cargo rerun this script on every build.
+        for path in [common.join(&reference), common.join("packed-refs")] {
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
+    }
 }
 
 fn main() {
@@ -22,5 +44,5 @@ fn main() {
     println!("cargo:rustc-env=CLOUDCONNEXA_REVISION={revision}");
     println!("cargo:rustc-env=CLOUDCONNEXA_RUSTC_VERSION={rustc_version}");
     println!("cargo:rerun-if-env-changed=CLOUDCONNEXA_BUILD_REVISION");
-    println!("cargo:rerun-if-changed=.git/HEAD");
+    watch_revision();
 }

@@ -40,16 +40,11 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cloudconnexa_exporter::clock::SystemClock;
-use cloudconnexa_exporter::metrics::Metrics;
-use cloudconnexa_exporter::secret::Secret;
-use cloudconnexa_exporter::upstream::client::{
-    ApiClient, ApiVersion, ClientConfig, RetryPolicy, SessionsQuery,
-};
+use cloudconnexa_exporter::upstream::client::ApiClient;
 use cloudconnexa_exporter::upstream::model::SessionStatus;
+use cloudconnexa_exporter::upstream::sessions::SessionsQuery;
 use common::{Process, get_text, parse_metrics, sum, wait_for_200};
 use serde_json::Value;
 
@@ -241,21 +236,6 @@ async fn exporter_hour(speed: u64) -> ExporterHour {
     }
 }
 
-fn client(base: &str) -> (ApiClient, Arc<Metrics>) {
-    let metrics = Arc::new(Metrics::new(vec![]));
-    let config = ClientConfig {
-        base_url: reqwest::Url::parse(base).expect("URL"),
-        api_version: ApiVersion::V1,
-        client_id: "demo".into(),
-        client_secret: Secret::new("demo"),
-        request_timeout: Duration::from_secs(30),
-        retry: RetryPolicy::default(),
-    };
-    let client =
-        ApiClient::new(config, Arc::new(SystemClock), metrics.clone()).expect("API client");
-    (client, metrics)
-}
-
 /// The query of a naive listing: one status over the API's default one-day window.
 fn naive_query(client: &ApiClient, status: SessionStatus) -> SessionsQuery {
     SessionsQuery {
@@ -283,7 +263,7 @@ async fn naive_computed() -> NaiveCycle {
             "--no-rate-limit",
         ],
     );
-    let (mut client, _) = client(&sim.url());
+    let client = common::api_client(&sim.url());
     client.ensure_token().await.expect("token");
     let mut pages = 0;
     for status in STATUSES {
@@ -420,7 +400,7 @@ async fn naive_plain(base: &str, length: Duration) -> NaiveOutcome {
 
 /// A naive lister with the exporter's client, which waits for the bucket before each request.
 async fn naive_paced(base: &str, length: Duration) -> NaiveOutcome {
-    let (mut client, _) = client(base);
+    let client = common::api_client(base);
     let deadline = Instant::now() + length;
     let mut outcome = NaiveOutcome {
         begun: 0,

@@ -30,18 +30,12 @@
 mod common;
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use cloudconnexa_exporter::clock::SystemClock;
-use cloudconnexa_exporter::metrics::Metrics;
-use cloudconnexa_exporter::secret::Secret;
 use cloudconnexa_exporter::tracker::{Dimension, SessionTracker};
-use cloudconnexa_exporter::upstream::client::{
-    ApiClient, ApiVersion, ClientConfig, RetryPolicy, SessionsQuery,
-};
 use cloudconnexa_exporter::upstream::model::{SessionStatus, SessionsPage};
+use cloudconnexa_exporter::upstream::sessions::SessionsQuery;
 use common::{Process, get_text, measure, ms, wait_for_200};
 use serde::Deserialize;
 
@@ -334,18 +328,7 @@ async fn timed_pipeline(
     base: &str,
     tracker: Option<SessionTracker>,
 ) -> (SessionTracker, Duration, Duration) {
-    let metrics = Arc::new(Metrics::new(
-        Dimension::DEFAULT.iter().map(|d| d.label_name()).collect(),
-    ));
-    let config = ClientConfig {
-        base_url: reqwest::Url::parse(base).expect("URL"),
-        api_version: ApiVersion::V1,
-        client_id: "demo".into(),
-        client_secret: Secret::new("demo"),
-        request_timeout: Duration::from_secs(30),
-        retry: RetryPolicy::default(),
-    };
-    let mut client = ApiClient::new(config, Arc::new(SystemClock), metrics).expect("client");
+    let client = common::api_client(base);
     client.ensure_token().await.expect("token");
     let mut tracker = tracker
         .unwrap_or_else(|| SessionTracker::new(client.server_now(), Dimension::DEFAULT.to_vec()));

@@ -83,7 +83,13 @@ wait_for 30 grep -q 'msg="serving metrics"' "$work/exporter.log"
 exporter_port=$(grep -o 'msg="serving metrics" address=127.0.0.1:[0-9]*' "$work/exporter.log" | head -1 | cut -d: -f2)
 exporter="http://127.0.0.1:$exporter_port/metrics"
 wait_for 60 curl -fsS "http://127.0.0.1:$exporter_port/readyz"
-has_sessions() { curl -fsS "$exporter" | grep -q '^cloudconnexa_sessions_active{'; }
+# The body is read whole before grep looks at it: `curl | grep -q` would let grep exit at the
+# first match and curl die of a broken pipe on a large body, failing the check under pipefail.
+has_sessions() {
+    local body
+    body=$(curl -fsS "$exporter") || return 1
+    grep -q '^cloudconnexa_sessions_active{' <<<"$body"
+}
 wait_for 60 has_sessions
 workers=$(cat /proc/"$exporter_pid"/task/*/comm | grep -c '^tokio-runtime-w' || true)
 [[ $workers -gt 0 ]] || workers=$(nproc)

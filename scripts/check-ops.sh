@@ -27,32 +27,7 @@ dashboards=(dashboards/*.json)
 check "promtool check rules ${rules[*]}" promtool check rules "${rules[@]}"
 check "promtool test rules (${#rule_tests[@]} files)" promtool test rules "${rule_tests[@]}"
 check "every alert has a runbook section in README.md" \
-    python3 - "${rules[@]}" <<'PY'
-import re, sys, yaml
-doc = open("README.md", encoding="utf-8").read()
-# GitHub's anchor of a heading: lower case, spaces to dashes, punctuation dropped.
-anchors = {re.sub(r"[^a-z0-9 _-]", "", h.strip().lower()).replace(" ", "-")
-           for h in re.findall(r"^#+ (.+)$", doc, re.M)}
-missing = []
-for path in sys.argv[1:]:
-    for group in yaml.safe_load(open(path))["groups"]:
-        for rule in group["rules"]:
-            if "alert" not in rule:
-                continue
-            url = rule.get("annotations", {}).get("runbook_url", "")
-            anchor = url.partition("#")[2]
-            if anchor not in anchors:
-                missing.append(f"{rule['alert']}: runbook_url {url!r} has no matching heading")
-            for key in ("summary", "description"):
-                if not rule.get("annotations", {}).get(key):
-                    missing.append(f"{rule['alert']}: no {key} annotation")
-            if rule.get("labels", {}).get("severity") not in ("critical", "warning", "info"):
-                missing.append(f"{rule['alert']}: severity is not critical, warning or info")
-            if not rule["alert"].startswith("CloudConnexa") or not group["name"].startswith("CloudConnexa"):
-                missing.append(f"{rule['alert']}: alert or group name lacks the CloudConnexa prefix")
-print("\n".join(missing))
-sys.exit(1 if missing else 0)
-PY
+    python3 scripts/lib/opslint.py rules "${rules[@]}"
 check "promtool check config deploy/prometheus.yml" promtool check config --syntax-only deploy/prometheus.yml
 check "amtool check-config deploy/alertmanager.yml" amtool check-config deploy/alertmanager.yml
 check "hadolint --failure-threshold warning Dockerfile" hadolint --failure-threshold warning Dockerfile

@@ -1,30 +1,37 @@
 //! # cloudconnexa_exporter
 //!
-//! A Prometheus exporter for OpenVPN CloudConnexa. A background task polls the CloudConnexa REST
-//! API for sessions and publishes what it learns as a snapshot; `/metrics` serves the snapshot, so a
-//! scrape never waits on (or spends) the API's small rate limit.
+//! A Prometheus exporter for OpenVPN CloudConnexa. Background collectors poll the CloudConnexa
+//! REST API (sessions, connectors, users, regions) and publish what they learn; `/metrics` serves
+//! what was published, so a scrape never waits on (or spends) the API's small rate limit.
 //!
 //! # Layout
 //! - [`config`]: command line and environment, validated into a [`config::Config`]; bad input exits 2.
+//! - [`duration`]: Prometheus-style durations, for flags and the web configuration.
+//! - [`clock`]: the wall clock, injectable so tests can run with a skewed one.
+//! - [`logging`]: logfmt or JSON logs, set up once by the binary.
 //! - [`secret`]: a string type that never prints, for client secrets and tokens.
-//! - [`upstream`]: the CloudConnexa client: OAuth2 token cache, rate-limit pacing and retries,
-//!   cursor pagination, tolerant decoding of session records.
+//! - [`upstream`]: the CloudConnexa client: OAuth2 token cache, rate-limit pacing with priorities
+//!   and retries, cursor and page/size pagination, tolerant decoding. It reports what happened to
+//!   an [`upstream::Observer`] and knows nothing of the layers above.
+//! - [`collectors`]: one task per collector (sessions, connectors, users, regions), all on the one
+//!   client and its one budget; the runner, readiness and the budget plan.
 //! - [`tracker`]: the pure core. Session observations in, counters and gauges out; no IO, no clock.
 //!   Every counting rule of the contract lives and is tested here.
-//! - [`poller`]: the loop that decides what to ask upstream each cycle, feeds the tracker and
-//!   publishes a snapshot at the end of each cycle.
-//! - [`metrics`]: the owned registry, the snapshot collector, self-metrics and encoding.
-//! - [`server`]: the HTTP router (`/metrics`, `/`, `/healthz`, `/readyz`) and the serving loop.
-//! - [`simulate`]: the `simulate` command's flags, over the simulator crate (`cloudconnexa_sim`),
-//!   which also serves the tenant behind `--demo` and the tests.
+//! - [`metrics`]: the owned registry, self-metrics, the families built from what the collectors
+//!   publish, and encoding.
+//! - [`server`]: the HTTP routers (`/metrics`, `/`, `/healthz`, `/readyz`; the probe address) and
+//!   the serving loop.
+//! - [`simulate`]: the `simulate` command's flags, over the simulator crate (`cloudconnexa_sim`, a
+//!   workspace member that never depends on this crate), which also serves the tenant behind
+//!   `--demo` and the tests.
 //! - [`web`]: `--web.config.file` (TLS, basic auth, headers, reloads) and connection deadlines.
 
 pub mod clock;
+pub mod collectors;
 pub mod config;
 pub mod duration;
 pub mod logging;
 pub mod metrics;
-pub mod poller;
 pub mod secret;
 pub mod server;
 pub mod simulate;
@@ -38,17 +45,22 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
+use crate::collectors::connectors::Connectors;
+use crate::collectors::regions::Regions;
+use crate::collectors::sessions::Poller;
+use crate::collectors::users::Users;
+use crate::collectors::{CollectorName, Health, Plan, Runner, Status};
 use crate::config::{Config, Source};
 use crate::metrics::Metrics;
-use crate::poller::{PollStatus, Poller};
 use crate::secret::Secret;
 use crate::upstream::client::{ApiClient, ApiVersion, ClientConfig, RetryPolicy};
 use crate::upstream::error::UpstreamError;
 
-/// How long the poller may take to notice shutdown before it is abandoned.
-const POLLER_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a collector may take to notice shutdown before it is abandoned.
+const COLLECTOR_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why the exporter stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -85,22 +97,41 @@ impl Default for Edges {
     }
 }
 
-/// Runs the exporter on `listener` until `shutdown` completes.
+/// Where the exporter serves: the main address (metrics, landing page, probes) and, with
+/// `--web.probe-listen-address`, an address for the health probes alone.
+pub struct Listeners {
+    /// `--web.listen-address`.
+    pub main: TcpListener,
+    /// `--web.probe-listen-address`, if given.
+    pub probes: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(main: TcpListener) -> Self {
+        Self { main, probes: None }
+    }
+}
+
+/// Runs the exporter on `listeners` until `shutdown` completes.
 pub async fn run(
     config: Config,
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    run_with(config, listener, shutdown, Edges::default()).await
+    run_with(config, listeners, shutdown, Edges::default()).await
 }
 
 /// [`run`] with injected edges.
 pub async fn run_with(
     config: Config,
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     edges: Edges,
 ) -> Result<(), RunError> {
+    let Listeners {
+        main: listener,
+        probes,
+    } = listeners.into();
     let (stop_tx, stop_rx) = watch::channel(false);
     let client_config = match &config.source {
         Source::Api(c) => ClientConfig {
@@ -115,24 +146,19 @@ pub async fn run_with(
         api_version = client_config.api_version.as_str(),
         client_id = %client_config.client_id,
         poll_interval_s = config.poll.interval.as_secs_f64(),
+        collectors = ?config.collectors.enabled().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         labels = ?config.labels.iter().map(|d| d.label_name()).collect::<Vec<_>>(),
         "starting cloudconnexa_exporter"
     );
+    let enabled = config.collectors.enabled();
     let metrics = Arc::new(Metrics::new(
         config.labels.iter().map(|d| d.label_name()).collect(),
+        &enabled.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
     ));
-    let status = Arc::new(PollStatus::default());
     let client = ApiClient::new(client_config, edges.clock.clone(), metrics.clone())
+        .map(Arc::new)
         .map_err(RunError::Client)?;
-    let poller = Poller::new(
-        client,
-        config.poll.clone(),
-        config.labels.clone(),
-        metrics.clone(),
-        status.clone(),
-        edges.clock,
-    );
-    let poll_task = tokio::spawn(poller.run(stop_rx.clone()));
+    let (health, collector_tasks) = start_collectors(&config, client, &metrics, &edges, &stop_rx);
     let web = config.web_config.clone().map(|c| {
         let gauges = metrics
             .register_web_config_gauges()
@@ -146,11 +172,22 @@ pub async fn run_with(
             let _ = stop.wait_for(|s| *s).await;
         }));
     }
-    let app = server::router(server::AppState {
+    let state = server::AppState {
         metrics,
-        status,
+        health,
         telemetry_path: config.telemetry_path.clone(),
+    };
+    let probe_task = probes.map(|probes| {
+        if let Ok(addr) = probes.local_addr() {
+            tracing::info!(address = %addr, "serving health probes (no TLS, no authentication)");
+        }
+        let mut stop = stop_rx.clone();
+        let app = server::probe_router(state.clone());
+        tokio::spawn(server::serve(probes, app, None, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
     });
+    let app = server::router(state);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(
             address = %addr,
@@ -162,14 +199,78 @@ pub async fn run_with(
     }
     let served = server::serve(listener, app, web, shutdown).await;
     let _ = stop_tx.send(true);
-    if tokio::time::timeout(POLLER_STOP_TIMEOUT, poll_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the poller did not stop in time");
+    if let Some(task) = probe_task {
+        let _ = task.await;
+    }
+    for (name, task) in collector_tasks {
+        if tokio::time::timeout(COLLECTOR_STOP_TIMEOUT, task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                collector = name.as_str(),
+                "the collector did not stop in time"
+            );
+        }
     }
     tracing::info!("stopped");
     served.map_err(RunError::Serve)
+}
+
+/// Starts a task for each enabled collector, all on `client`; returns their health and tasks.
+fn start_collectors(
+    config: &Config,
+    client: Arc<ApiClient>,
+    metrics: &Arc<Metrics>,
+    edges: &Edges,
+    stop: &watch::Receiver<bool>,
+) -> (Health, Vec<(CollectorName, JoinHandle<()>)>) {
+    let plan = Arc::new(Plan::default());
+    let mut statuses = Vec::new();
+    let mut tasks = Vec::new();
+    let c = &config.collectors;
+    for name in c.enabled() {
+        let status = Arc::new(Status::new(name));
+        statuses.push(status.clone());
+        let runner = |interval| Runner {
+            interval,
+            status: status.clone(),
+            metrics: metrics.clone(),
+            plan: plan.clone(),
+            clock: edges.clock.clone(),
+        };
+        let stop = stop.clone();
+        let task = match name {
+            CollectorName::Sessions => {
+                let poller = Poller::new(
+                    client.clone(),
+                    config.poll.clone(),
+                    config.labels.clone(),
+                    metrics.clone(),
+                    status.clone(),
+                    plan.clone(),
+                );
+                tokio::spawn(collectors::run(poller, runner(config.poll.interval), stop))
+            }
+            CollectorName::Connectors => tokio::spawn(collectors::run(
+                Connectors::new(client.clone(), metrics.clone()),
+                runner(c.connectors.unwrap_or_default()),
+                stop,
+            )),
+            CollectorName::Users => tokio::spawn(collectors::run(
+                Users::new(client.clone(), metrics.clone()),
+                runner(c.users.unwrap_or_default()),
+                stop,
+            )),
+            CollectorName::Regions => tokio::spawn(collectors::run(
+                Regions::new(client.clone(), metrics.clone()),
+                runner(c.regions.unwrap_or_default()),
+                stop,
+            )),
+        };
+        tasks.push((name, task));
+    }
+    (Health::new(statuses), tasks)
 }
 
 /// Starts the simulated tenant on a loopback port and returns how to reach it.

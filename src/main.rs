@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cloudconnexa_exporter::config::{Cli, Command, Config, LogFormat, LogLevel};
-use cloudconnexa_exporter::{logging, simulate};
+use cloudconnexa_exporter::{Listeners, logging, simulate};
+use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -37,14 +38,14 @@ fn main() -> ExitCode {
     };
     logging::init(config.log_level, config.log_format);
     runtime.block_on(async {
-        let listener = match tokio::net::TcpListener::bind(&config.listen_address).await {
+        let listeners = match bind(&config).await {
             Ok(l) => l,
-            Err(e) => {
-                tracing::error!(address = %config.listen_address, error = %e, "cannot listen");
+            Err((address, e)) => {
+                tracing::error!(%address, error = %e, "cannot listen");
                 return ExitCode::FAILURE;
             }
         };
-        match cloudconnexa_exporter::run(config, listener, shutdown_signal()).await {
+        match cloudconnexa_exporter::run(config, listeners, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "exporter stopped");
@@ -52,6 +53,19 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Binds the main address and, if configured, the probe address.
+async fn bind(config: &Config) -> Result<Listeners, (String, std::io::Error)> {
+    let listen = |address: String| async move {
+        TcpListener::bind(&address).await.map_err(|e| (address, e))
+    };
+    let main = listen(config.listen_address.clone()).await?;
+    let probes = match &config.probe_listen_address {
+        Some(address) => Some(listen(address.clone()).await?),
+        None => None,
+    };
+    Ok(Listeners { main, probes })
 }
 
 /// Completes on SIGINT or SIGTERM.

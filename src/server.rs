@@ -30,8 +30,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use crate::collectors::Health;
 use crate::metrics::{Metrics, TEXT_CONTENT_TYPE};
-use crate::poller::PollStatus;
 use crate::web::WebConfigHandle;
 use crate::web::deadline::{Deadline, Timeouts};
 
@@ -40,8 +40,8 @@ use crate::web::deadline::{Deadline, Timeouts};
 pub struct AppState {
     /// The metrics to serve.
     pub metrics: Arc<Metrics>,
-    /// The poller's state.
-    pub status: Arc<PollStatus>,
+    /// The collectors' state.
+    pub health: Health,
     /// Where metrics are served.
     pub telemetry_path: String,
 }
@@ -51,6 +51,18 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(&state.telemetry_path.clone(), get(metrics))
         .route("/", get(landing))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// The router of `--web.probe-listen-address`: `/healthz` and `/readyz` only, the same answers as
+/// on the main address. It is served without TLS or authentication so that health probes (such
+/// as Kubernetes' kubelet, which can send neither a password nor a client certificate) keep
+/// working when `--web.config.file` protects the main address; it shows no data.
+pub fn probe_router(state: AppState) -> Router {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -262,27 +274,32 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    if state.status.is_alive() {
+    if state.health.is_alive() {
         (StatusCode::OK, "ok\n").into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "the poll task has stopped\n",
+            "a collector's task has stopped\n",
         )
             .into_response()
     }
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.status.is_ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no complete listing of active sessions yet\n",
-        )
-            .into_response()
+    let waiting = state.health.waiting_for();
+    if waiting.is_empty() {
+        return (StatusCode::OK, "ready\n").into_response();
     }
+    let names: Vec<&str> = waiting.iter().map(|c| c.as_str()).collect();
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "not ready: waiting for {} (sessions: a complete listing of active sessions; the \
+             others: a first run)\n",
+            names.join(", ")
+        ),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {
@@ -291,31 +308,50 @@ async fn not_found() -> Response {
 
 async fn landing(State(state): State<AppState>) -> Html<String> {
     let path = escape(&state.telemetry_path);
-    let poll = match state.status.last() {
-        None => "No poll cycle has finished yet.".to_owned(),
-        Some(r) => match r.error {
-            None => format!(
-                "Last poll succeeded at {} in {:.1} s ({} requests): {} active sessions.",
-                r.finished_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                r.duration.as_secs_f64(),
-                r.pages,
-                r.active
-            ),
-            Some(e) => format!(
-                "Last poll failed at {} after {:.1} s: {}",
-                r.finished_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                r.duration.as_secs_f64(),
-                escape(&e)
-            ),
-        },
-    };
+    let time =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let rows: String = state
+        .health
+        .collectors()
+        .iter()
+        .map(|status| {
+            let (state, detail) = match status.last() {
+                None => ("waiting".to_owned(), "no run has finished yet".to_owned()),
+                Some(run) => match &run.outcome {
+                    Ok(report) => (
+                        "ok".to_owned(),
+                        format!(
+                            "last run succeeded at {} in {:.1} s ({} requests): {}",
+                            time(run.finished_at),
+                            run.duration.as_secs_f64(),
+                            report.requests,
+                            escape(&report.summary)
+                        ),
+                    ),
+                    Err(error) => (
+                        format!("failing ({} in a row)", run.failures),
+                        format!(
+                            "last run failed at {} after {:.1} s: {}",
+                            time(run.finished_at),
+                            run.duration.as_secs_f64(),
+                            escape(error)
+                        ),
+                    ),
+                },
+            };
+            format!(
+                "<tr><td>{}</td><td>{state}</td><td>{}</td><td>{detail}</td></tr>\n",
+                status.name().as_str(),
+                if status.is_ready() { "yes" } else { "no" },
+            )
+        })
+        .collect();
     Html(format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>CloudConnexa Exporter</title></head>\n\
          <body><h1>CloudConnexa Exporter</h1>\n<p>Version {version}</p>\n\
          <p><a href=\"{path}\">Metrics</a> · <a href=\"/healthz\">Health</a> · <a href=\"/readyz\">Readiness</a></p>\n\
-         <p>{poll}</p>\n</body></html>\n",
+         <table>\n<tr><th>collector</th><th>state</th><th>ready</th><th>last run</th></tr>\n{rows}</table>\n\
+         </body></html>\n",
         version = env!("CARGO_PKG_VERSION"),
     ))
 }
@@ -330,17 +366,22 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::{CollectorName, Status};
     use axum::body::Body;
     use axum::http::Request;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    fn state() -> AppState {
-        AppState {
-            metrics: Arc::new(Metrics::new(vec!["vpn_region"])),
-            status: Arc::new(PollStatus::default()),
+    /// The state of an exporter with the sessions and users collectors, and their statuses.
+    fn state() -> (AppState, Arc<Status>, Arc<Status>) {
+        let sessions = Arc::new(Status::new(CollectorName::Sessions));
+        let users = Arc::new(Status::new(CollectorName::Users));
+        let state = AppState {
+            metrics: Arc::new(Metrics::new(vec!["vpn_region"], &["sessions", "users"])),
+            health: Health::new(vec![sessions.clone(), users.clone()]),
             telemetry_path: "/custom".into(),
-        }
+        };
+        (state, sessions, users)
     }
 
     async fn get(app: &Router, path: &str, accept_gzip: bool) -> (StatusCode, HeaderMap, Vec<u8>) {
@@ -361,13 +402,15 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_are_served_on_the_telemetry_path_in_text_format_or_gzip() {
-        let app = router(state());
+        let app = router(state().0);
         let (status, headers, body) = get(&app, "/custom", false).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers[header::CONTENT_TYPE], TEXT_CONTENT_TYPE);
         let text = String::from_utf8(body).unwrap();
         assert!(text.contains("cloudconnexa_up 0"), "{text}");
-        assert!(text.contains("cloudconnexa_poll_errors_total{kind=\"history_window\"} 0"));
+        assert!(text.contains(
+            "cloudconnexa_poll_errors_total{collector=\"users\",kind=\"history_window\"} 0"
+        ));
         assert!(text.contains("# HELP cloudconnexa_exporter_build_info"));
 
         let (status, headers, body) = get(&app, "/custom", true).await;
@@ -386,27 +429,63 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn readiness_follows_the_first_listing_and_liveness_the_poller() {
-        let s = state();
-        let app = router(s.clone());
+    async fn readiness_waits_for_every_collector_and_liveness_for_their_tasks() {
+        let (s, sessions, users) = state();
+        let app = router(s);
+        let (status, _, body) = get(&app, "/readyz", false).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            String::from_utf8(body)
+                .unwrap()
+                .contains("waiting for sessions, users"),
+            "readiness says what it waits for"
+        );
+        assert_eq!(get(&app, "/healthz", false).await.0, StatusCode::OK);
+        sessions.mark_ready();
         assert_eq!(
             get(&app, "/readyz", false).await.0,
             StatusCode::SERVICE_UNAVAILABLE
         );
-        assert_eq!(get(&app, "/healthz", false).await.0, StatusCode::OK);
-        s.status.mark_ready();
+        users.mark_ready();
         assert_eq!(get(&app, "/readyz", false).await.0, StatusCode::OK);
     }
 
     #[tokio::test]
-    async fn landing_page_links_the_metrics_and_unknown_paths_are_404() {
-        let app = router(state());
+    async fn landing_page_links_the_metrics_and_shows_each_collector() {
+        let (s, _, _) = state();
+        let app = router(s);
         let (status, _, body) = get(&app, "/", false).await;
         assert_eq!(status, StatusCode::OK);
         let html = String::from_utf8(body).unwrap();
         assert!(html.contains("href=\"/custom\"") && html.contains(env!("CARGO_PKG_VERSION")));
-        assert!(html.contains("No poll cycle has finished yet"));
+        for row in [
+            "<tr><td>sessions</td><td>waiting</td><td>no</td>",
+            "<tr><td>users</td><td>waiting</td><td>no</td>",
+        ] {
+            assert!(html.contains(row), "{row} in {html}");
+        }
         assert_eq!(get(&app, "/nope", false).await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn the_probe_router_answers_health_and_readiness_and_nothing_else() {
+        let (s, sessions, users) = state();
+        let app = probe_router(s);
+        assert_eq!(get(&app, "/healthz", false).await.0, StatusCode::OK);
+        assert_eq!(
+            get(&app, "/readyz", false).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        sessions.mark_ready();
+        users.mark_ready();
+        assert_eq!(get(&app, "/readyz", false).await.0, StatusCode::OK);
+        for path in ["/custom", "/metrics", "/"] {
+            assert_eq!(
+                get(&app, path, false).await.0,
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+        }
     }
 
     #[test]

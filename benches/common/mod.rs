@@ -10,8 +10,14 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use cloudconnexa_exporter::clock::SystemClock;
+use cloudconnexa_exporter::secret::Secret;
+use cloudconnexa_exporter::upstream::Unobserved;
+use cloudconnexa_exporter::upstream::client::{ApiClient, ApiVersion, ClientConfig, RetryPolicy};
 
 /// The exporter's binary, built by Cargo with the bench profile.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_cloudconnexa_exporter");
@@ -274,7 +280,21 @@ pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// A client and an access token for the simulator at `base`.
+/// The exporter's API client for the simulator at `base` (credentials `demo`/`demo`, default
+/// retries), reporting to no metrics.
+pub(crate) fn api_client(base: &str) -> ApiClient {
+    let config = ClientConfig {
+        base_url: reqwest::Url::parse(base).expect("URL"),
+        api_version: ApiVersion::V1,
+        client_id: "demo".into(),
+        client_secret: Secret::new("demo"),
+        request_timeout: Duration::from_secs(30),
+        retry: RetryPolicy::default(),
+    };
+    ApiClient::new(config, Arc::new(SystemClock), Arc::new(Unobserved)).expect("API client")
+}
+
+/// A plain HTTP client and an access token for the simulator at `base`.
 pub(crate) async fn connect(base: &str) -> (reqwest::Client, String) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Static checks of the Grafana dashboards and the compose demo stack (used by check-ops.sh).
 
+    opslint.py rules FILE...        every alert has a runbook section in README.md, its annotations,
+                                    a severity and the CloudConnexa prefix
     opslint.py dashboards FILE...   structure, variables and query filters of each dashboard
     opslint.py compose FILE         the compose file parses and everything it mounts exists
     opslint.py dockerfile-user FILE the final stage of a Dockerfile runs as a non-root user
@@ -57,11 +59,13 @@ def check_dashboard(path):
     ds = variables.get("datasource")
     if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
         bad("no `datasource` variable of type datasource (prometheus)")
-    for var, source in (("job", "label_values(cloudconnexa_up, job)"), ("instance", "label_values(cloudconnexa_up")):
+    # The Job and Instance variables list the targets of cloudconnexa_up, narrowed by the
+    # mixin's selector (mixin/dashboards/dashboards.libsonnet sets it; default job=~".*cloudconnexa.*").
+    for var in ("job", "instance"):
         v = variables.get(var)
         definition = (v or {}).get("definition", "")
-        if not v or v.get("type") != "query" or not definition.startswith(source):
-            bad(f"no `{var}` query variable from {source}...")
+        if not v or v.get("type") != "query" or not re.fullmatch(rf"label_values\(cloudconnexa_up(\{{.*\}})?, {var}\)", definition):
+            bad(f"no `{var}` query variable from label_values(cloudconnexa_up{{...}}, {var})")
     wants_dims = any(DIM_METRICS.match(m) for m in SELECTOR.findall(text) for m in [m[0]])
     if wants_dims:
         for dim in SESSION_DIMS:
@@ -110,6 +114,38 @@ def check_expr(expr):
         for n in needed:
             if n not in matchers:
                 problems.append(f"{metric} lacks the filter {n}")
+    return problems
+
+
+def heading_anchors(markdown):
+    """GitHub's anchor of every heading: lower case, spaces to dashes, punctuation dropped."""
+    return {re.sub(r"[^a-z0-9 _-]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.+)$", markdown, re.M)}
+
+
+def check_rules(path, anchors):
+    """Each alert of a rule file: runbook anchor in README.md, annotations, severity, names."""
+    import yaml
+
+    problems = []
+    with open(path, encoding="utf-8") as f:
+        groups = yaml.safe_load(f)["groups"]
+    for group in groups:
+        for rule in group["rules"]:
+            if "alert" not in rule:
+                continue
+            name = rule["alert"]
+            annotations = rule.get("annotations", {})
+            url = annotations.get("runbook_url", "")
+            if url.partition("#")[2] not in anchors:
+                problems.append(f"{name}: runbook_url {url!r} has no matching heading")
+            for key in ("summary", "description"):
+                if not annotations.get(key):
+                    problems.append(f"{name}: no {key} annotation")
+            if rule.get("labels", {}).get("severity") not in ("critical", "warning", "info"):
+                problems.append(f"{name}: severity is not critical, warning or info")
+            if not name.startswith("CloudConnexa") or not group["name"].startswith("CloudConnexa"):
+                problems.append(f"{name}: alert or group name lacks the CloudConnexa prefix")
     return problems
 
 
@@ -180,7 +216,11 @@ def main(argv):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     what, files = argv[1], argv[2:]
-    if what == "dashboards":
+    if what == "rules":
+        with open("README.md", encoding="utf-8") as f:
+            anchors = heading_anchors(f.read())
+        problems = [p for f in files for p in check_rules(f, anchors)]
+    elif what == "dashboards":
         problems = [p for f in files for p in check_dashboard(f)]
     elif what == "compose":
         problems = check_compose(files[0])

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Sourced by check-ops.sh and e2e.sh: installs the tools they need, only when missing.
+# Sourced by check-ops.sh, check-kubernetes.sh, generate-ops.sh and e2e.sh: installs the tools
+# they need, only when missing, and keeps the count of their checks.
 # Debian packages come through apt-get (root, as on CI), Python ones through pip.
 
 apt_updated=

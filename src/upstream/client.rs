@@ -1,35 +1,31 @@
-//! Requests to the CloudConnexa API: token cache, pacing, retries, pagination.
+//! Requests to the CloudConnexa API: token cache, pacing, retries.
 //!
-//! [`ApiClient`] is owned by the poller and used by one task, so its methods take `&mut self` and
-//! nothing is locked. Each request goes through the same path: wait for the rate limit, send with a
-//! timeout, count it in `cloudconnexa_api_requests_total`, learn the server's clock from `Date` and
-//! the bucket from `X-RateLimit-*`, then decide: done, renew the token and retry once (401), wait and
-//! retry (429), back off and retry (5xx, timeouts, transport errors, undecodable bodies), or give up.
+//! [`ApiClient`] is shared (`&self`) by everything that asks the API, so the API key's one
+//! rate-limit budget is paced in one place. Each request goes through the same path: make sure a
+//! fresh token is held, wait for the rate limit, send with a timeout, report it to the
+//! [`Observer`], learn the server's clock from `Date` and the bucket from `X-RateLimit-*`, then act
+//! on the [`classify`] verdict: done, renew the token and retry once (401), wait and retry (429),
+//! back off and retry (5xx, timeouts, transport errors, undecodable bodies), or give up.
+//!
+//! Requests go out one at a time (the `line` lock is held from pacing to the end of the answer),
+//! so every reading of the bucket accounts for every request sent before it.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use reqwest::header::{ACCEPT, DATE, HeaderMap};
 use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
-use super::error::{UpstreamError, excerpt};
-use super::model::{SessionStatus, SessionsPage};
-use super::rate::{DEFAULT_RATE_LIMITED_FLOOR, Pacer};
+use super::classify::{Verdict, classify};
+use super::error::UpstreamError;
+use super::rate::{Budget, DEFAULT_RATE_LIMITED_FLOOR, Pacer};
+use super::{Endpoint, Observer};
 use crate::clock::Clock;
-use crate::metrics::Metrics;
 use crate::secret::Secret;
-
-/// Page size asked for: the API's maximum.
-pub const PAGE_SIZE: u32 = 100;
-
-/// Consecutive pages that bring no session new to the listing before it is declared stuck.
-const MAX_STALLED_PAGES: u32 = 3;
 
 /// The API version, which sets the path prefix and the history window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,48 +98,35 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
 }
 
-/// One sessions listing.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionsQuery {
-    /// `status`; `None` lists every status.
-    pub status: Option<SessionStatus>,
-    /// `startDate` (inclusive), on the server's clock.
-    pub start: DateTime<Utc>,
-    /// `endDate` (exclusive); `None` leaves the window open.
-    pub end: Option<DateTime<Utc>>,
-    /// `returnOnlyNew`.
-    pub return_only_new: bool,
+/// Whose request it is, when the budget is short. Sessions come first: their windows must keep
+/// up with the API, and a full listing must not stall half-way. Other collectors' requests wait
+/// until the bucket holds, besides the tokens they need, a reserve for the sessions'
+/// ([`LOW_PRIORITY_RESERVE`]), and they never hold the line while they wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// The sessions collector (and token renewals, which everyone needs).
+    High,
+    /// The other collectors.
+    Low,
 }
 
-/// What a listing cost and brought.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ListingStats {
-    /// Pages fetched.
-    pub pages: u32,
-    /// Session records received.
-    pub sessions: usize,
-    /// List elements that were not objects.
-    pub skipped: usize,
-}
+/// Share of the bucket's burst that low-priority requests leave untouched (at least
+/// [`MIN_LOW_PRIORITY_RESERVE`] tokens): with the vendor's burst of 20, five tokens, enough for
+/// the next windows of the sessions and a token renewal while the bucket refills.
+pub const LOW_PRIORITY_RESERVE: f64 = 0.25;
 
+/// The smallest reserve, also used when the API has not said how large its bucket is.
+pub const MIN_LOW_PRIORITY_RESERVE: u32 = 2;
+
+/// An access token and when to renew it.
 struct Token {
     value: Secret,
     renew_at: Instant,
 }
 
-/// Which endpoint a request is for (the `endpoint` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    Token,
-    Sessions,
-}
-
-impl Endpoint {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Token => "token",
-            Self::Sessions => "sessions",
-        }
+impl Token {
+    fn is_fresh(&self) -> bool {
+        Instant::now() < self.renew_at
     }
 }
 
@@ -154,34 +137,34 @@ struct Answer {
     body: Bytes,
 }
 
-/// What to do after an attempt.
-enum Step<T> {
-    Done(T),
-    /// Back off, then try again (counted against `max_attempts`).
-    Transient(UpstreamError),
-    /// Try again at once (the wait, if any, already happened).
-    Again,
-    Fail(UpstreamError),
+/// What the client learns from answers, behind a lock held only for short computations.
+struct Learned {
+    pacer: Pacer,
+    /// The server's clock minus the local one, from the last `Date` header.
+    offset: Option<chrono::Duration>,
+    rng: rand::rngs::SmallRng,
 }
 
 /// The CloudConnexa API client.
 pub struct ApiClient {
     http: reqwest::Client,
     config: ClientConfig,
-    token: Option<Token>,
-    pacer: Pacer,
     clock: Arc<dyn Clock>,
-    offset: Option<chrono::Duration>,
-    metrics: Arc<Metrics>,
-    rng: rand::rngs::SmallRng,
+    observer: Arc<dyn Observer>,
+    /// Held from pacing to the end of an answer: one request at a time.
+    line: tokio::sync::Mutex<()>,
+    /// Held while a renewal is under way, so concurrent callers wait for it instead of renewing
+    /// again.
+    token: tokio::sync::Mutex<Option<Token>>,
+    learned: Mutex<Learned>,
 }
 
 impl ApiClient {
-    /// A client for `config`; `clock` is the local wall clock.
+    /// A client for `config`; `clock` is the local wall clock, `observer` hears of every request.
     pub fn new(
         config: ClientConfig,
         clock: Arc<dyn Clock>,
-        metrics: Arc<Metrics>,
+        observer: Arc<dyn Observer>,
     ) -> Result<Self, UpstreamError> {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
@@ -195,13 +178,16 @@ impl ApiClient {
             })?;
         Ok(Self {
             http,
-            pacer: Pacer::new(config.retry.rate_limited_floor),
+            learned: Mutex::new(Learned {
+                pacer: Pacer::new(config.retry.rate_limited_floor),
+                offset: None,
+                rng: rand::rngs::SmallRng::from_os_rng(),
+            }),
             config,
-            token: None,
             clock,
-            offset: None,
-            metrics,
-            rng: rand::rngs::SmallRng::from_os_rng(),
+            observer,
+            line: tokio::sync::Mutex::new(()),
+            token: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -213,30 +199,52 @@ impl ApiClient {
     /// The server's clock now, as estimated from the last `Date` header (the local clock until one
     /// has been seen).
     pub fn server_now(&self) -> DateTime<Utc> {
-        self.clock.now() + self.offset.unwrap_or_default()
+        self.clock.now() + self.learned().offset.unwrap_or_default()
     }
 
     /// The last reading of the rate-limit bucket.
-    pub fn budget(&self) -> Option<super::rate::Budget> {
-        self.pacer.budget()
+    pub fn budget(&self) -> Option<Budget> {
+        self.learned().pacer.budget()
+    }
+
+    /// A poisoned lock still holds consistent data: every change to it completes before anything
+    /// that could panic.
+    fn learned(&self) -> MutexGuard<'_, Learned> {
+        self.learned.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Makes sure a token is held that is not due for renewal.
-    pub async fn ensure_token(&mut self) -> Result<(), UpstreamError> {
-        if self.token_is_fresh() {
-            return Ok(());
+    pub async fn ensure_token(&self) -> Result<(), UpstreamError> {
+        self.token().await.map(drop)
+    }
+
+    /// The access token, renewed first when it is due.
+    async fn token(&self) -> Result<Secret, UpstreamError> {
+        let mut held = self.token.lock().await;
+        if let Some(token) = held.as_ref().filter(|t| t.is_fresh()) {
+            return Ok(token.value.clone());
         }
         let url = self.url("oauth/token");
+        let build = || {
+            self.http
+                .post(url.clone())
+                .query(&[("grant_type", "client_credentials")])
+                .basic_auth(
+                    &self.config.client_id,
+                    Some(self.config.client_secret.expose()),
+                )
+                .header(ACCEPT, "application/json")
+        };
+        // Room for two requests: the renewal and the request that needs the token, so even a
+        // token that lives only seconds is used as soon as it arrives.
+        let secret = &self.config.client_secret;
         let (value, lifetime) = self
-            .with_retries(
+            .call(
                 Endpoint::Token,
-                |c| {
-                    c.http
-                        .post(url.clone())
-                        .query(&[("grant_type", "client_credentials")])
-                        .basic_auth(&c.config.client_id, Some(c.config.client_secret.expose()))
-                        .header(ACCEPT, "application/json")
-                },
+                2,
+                Priority::High,
+                secret,
+                &build,
                 decode_token,
             )
             .await?;
@@ -245,237 +253,166 @@ impl ApiClient {
             "obtained an access token"
         );
         // Renew when a fifth of the lifetime is left, so a slow cycle never holds an expired token.
-        self.token = Some(Token {
-            value,
+        *held = Some(Token {
+            value: value.clone(),
             renew_at: Instant::now() + lifetime.mul_f64(0.8),
         });
-        Ok(())
+        Ok(value)
     }
 
-    fn token_is_fresh(&self) -> bool {
-        self.token
-            .as_ref()
-            .is_some_and(|t| Instant::now() < t.renew_at)
-    }
-
-    /// Lists sessions for `query`, handing each page to `on_page` with the server time it was
-    /// received at. Stops with [`UpstreamError::Pagination`] on a repeated cursor, on pages that
-    /// bring nothing new, or beyond `max_pages`.
-    pub async fn list_sessions(
-        &mut self,
-        query: &SessionsQuery,
-        max_pages: u32,
-        on_page: &mut (dyn FnMut(&SessionsPage, DateTime<Utc>) + Send),
-    ) -> Result<ListingStats, UpstreamError> {
-        let mut stats = ListingStats::default();
-        let mut cursors: HashSet<String> = HashSet::new();
-        // Hashes, not ids: enough to tell progress from a loop without holding every id twice.
-        let hasher = RandomState::new();
-        let mut ids: HashSet<u64> = HashSet::new();
-        let mut stalled = 0;
-        let mut cursor: Option<String> = None;
-        loop {
-            let url = self.sessions_url(query, cursor.as_deref());
-            let page = self.fetch_sessions_page(&url).await?;
-            let observed_at = self.server_now();
-            stats.pages += 1;
-            stats.sessions += page.sessions.len();
-            stats.skipped += page.skipped;
-            let fresh = page
-                .sessions
-                .iter()
-                .filter_map(|s| s.id.as_deref())
-                .filter(|id| ids.insert(hasher.hash_one(id)))
-                .count();
-            on_page(&page, observed_at);
-            let Some(next) = page.next_cursor else {
-                return Ok(stats);
-            };
-            if !cursors.insert(next.clone()) {
-                return Err(UpstreamError::Pagination {
-                    detail: format!("the API repeated a cursor after {} pages", stats.pages),
-                });
-            }
-            stalled = if fresh == 0 { stalled + 1 } else { 0 };
-            if stalled >= MAX_STALLED_PAGES {
-                return Err(UpstreamError::Pagination {
-                    detail: format!("{stalled} pages in a row brought no new session"),
-                });
-            }
-            if stats.pages >= max_pages {
-                return Err(UpstreamError::Pagination {
-                    detail: format!("more than {max_pages} pages"),
-                });
-            }
-            cursor = Some(next);
+    /// Drops `refused` if it is still the token held (another caller may have renewed it).
+    async fn forget_token(&self, refused: &Secret) {
+        let mut held = self.token.lock().await;
+        if held.as_ref().is_some_and(|t| t.value == *refused) {
+            *held = None;
         }
     }
 
-    async fn fetch_sessions_page(&mut self, url: &Url) -> Result<SessionsPage, UpstreamError> {
+    /// GETs `url` of `endpoint` with the bearer token and decodes the answer. A 401 with a token
+    /// believed valid (expired early, or revoked) renews the token once and retries once; a
+    /// second 401 is a real credentials problem.
+    pub(crate) async fn get<T>(
+        &self,
+        endpoint: Endpoint,
+        url: &Url,
+        priority: Priority,
+        decode: fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, UpstreamError> {
         let mut renewed = false;
         loop {
-            let result = self
-                .with_retries(
-                    Endpoint::Sessions,
-                    |c| {
-                        let token = c.token.as_ref().map_or("", |t| t.value.expose());
-                        c.http
-                            .get(url.clone())
-                            .bearer_auth(token)
-                            .header(ACCEPT, "application/json")
-                    },
-                    decode_page,
-                )
-                .await;
-            match result {
-                // A 401 with a token we believed valid: it expired early or was revoked. Renew
-                // once and retry once; a second 401 is a real credentials problem.
-                Err(UpstreamError::Auth {
-                    status: 401,
-                    endpoint: "sessions",
-                    ..
-                }) if !renewed => {
-                    tracing::info!("access token refused; renewing it");
+            let token = self.token().await?;
+            let build = || {
+                self.http
+                    .get(url.clone())
+                    .bearer_auth(token.expose())
+                    .header(ACCEPT, "application/json")
+            };
+            match self
+                .call(endpoint, 1, priority, &token, &build, decode)
+                .await
+            {
+                Err(UpstreamError::Auth { status: 401, .. }) if !renewed => {
+                    tracing::info!(
+                        endpoint = endpoint.as_str(),
+                        "access token refused; renewing it"
+                    );
                     renewed = true;
-                    self.token = None;
+                    self.forget_token(&token).await;
                 }
                 other => return other,
             }
         }
     }
 
-    /// Sends the request `build` makes, retrying as the policy says, and decodes a 2xx answer.
-    /// Data requests first make sure a fresh token is held; when it must be renewed, the pacer
-    /// waits for room for both requests, so a short-lived token is used as soon as it arrives.
-    async fn with_retries<T>(
-        &mut self,
+    /// Sends the request `build` makes until it succeeds or the retry policy gives up, decoding a
+    /// 2xx answer. `need` is how many requests the pacer must have room for (see [`Self::token`]).
+    /// `secret` (the token or client secret the request carries) is redacted from every error,
+    /// before it is logged or returned. Every wait of the request path happens here or in
+    /// [`Self::attempt`].
+    async fn call<T>(
+        &self,
         endpoint: Endpoint,
-        build: impl Fn(&Self) -> reqwest::RequestBuilder,
-        decode: fn(&Answer) -> Result<T, String>,
+        need: u32,
+        priority: Priority,
+        secret: &Secret,
+        build: &(dyn Fn() -> reqwest::RequestBuilder + Sync),
+        decode: fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, UpstreamError> {
-        let mut attempts = 0;
+        let retry = self.config.retry;
+        let mut failures = 0;
         let mut rate_limited = 0;
         loop {
-            let needs_token = endpoint != Endpoint::Token;
-            let need = if needs_token && !self.token_is_fresh() {
-                2
-            } else {
-                1
-            };
-            self.pace(endpoint, need).await;
-            if needs_token {
-                // Boxed: the token request goes through this same function.
-                Box::pin(self.ensure_token()).await?;
-            }
-            let step = match self.send(endpoint, build(self)).await {
+            let error = match self.attempt(endpoint, need, priority, build()).await {
+                Err(e) => e,
                 Ok(answer) => {
-                    self.judge(endpoint, &answer, decode, &mut rate_limited)
-                        .await
-                }
-                Err(e) => Step::Transient(e),
-            };
-            match step {
-                Step::Done(v) => return Ok(v),
-                Step::Fail(e) => return Err(e),
-                Step::Again => {}
-                Step::Transient(e) => {
-                    attempts += 1;
-                    if attempts >= self.config.retry.max_attempts {
-                        return Err(e);
+                    match classify(endpoint, answer.status, &answer.headers, &answer.body) {
+                        Verdict::Accept => match decode(&answer.body) {
+                            Ok(value) => return Ok(value),
+                            Err(detail) => UpstreamError::Decode {
+                                endpoint: endpoint.as_str(),
+                                detail,
+                            },
+                        },
+                        Verdict::Fail(e) => return Err(e.redact(secret.expose())),
+                        Verdict::Retry(e) => e,
+                        Verdict::RateLimited { retry_after } => {
+                            rate_limited += 1;
+                            let wait = self
+                                .learned()
+                                .pacer
+                                .rate_limited(retry_after, Instant::now());
+                            if rate_limited > retry.max_rate_limited {
+                                return Err(UpstreamError::RateLimited {
+                                    endpoint: endpoint.as_str(),
+                                    attempts: rate_limited,
+                                    retry_after: wait,
+                                });
+                            }
+                            tracing::warn!(
+                                endpoint = endpoint.as_str(),
+                                wait_s = wait.as_secs(),
+                                "rate limited by the API; waiting"
+                            );
+                            self.wait_for_budget(wait).await;
+                            continue;
+                        }
                     }
-                    let wait = self.backoff(attempts);
-                    tracing::warn!(endpoint = endpoint.as_str(), attempt = attempts, wait_ms = wait.as_millis() as u64, error = %e, "request failed; retrying");
-                    tokio::time::sleep(wait).await;
                 }
+            };
+            let error = error.redact(secret.expose());
+            failures += 1;
+            if failures >= retry.max_attempts {
+                return Err(error);
             }
+            let wait = self.backoff(failures);
+            tracing::warn!(endpoint = endpoint.as_str(), attempt = failures, wait_ms = wait.as_millis() as u64, error = %error, "request failed; retrying");
+            tokio::time::sleep(wait).await;
         }
     }
 
-    /// Waits until the rate limit leaves room for `need` requests.
-    async fn pace(&self, endpoint: Endpoint, need: u32) {
-        let wait = self.pacer.delay(Instant::now(), need);
-        if !wait.is_zero() {
+    /// One attempt: wait until the rate limit leaves room for `need` requests (and, at low
+    /// priority, the reserve), send, read the body, learn from the headers.
+    async fn attempt(
+        &self,
+        endpoint: Endpoint,
+        need: u32,
+        priority: Priority,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, UpstreamError> {
+        let _line = loop {
+            let line = self.line.lock().await;
+            let (wait, reserve) = {
+                let learned = self.learned();
+                let reserve = match priority {
+                    Priority::High => 0,
+                    Priority::Low => low_priority_reserve(learned.pacer.budget()),
+                };
+                (learned.pacer.delay(Instant::now(), need + reserve), reserve)
+            };
+            if wait.is_zero() {
+                break line;
+            }
             tracing::debug!(
                 endpoint = endpoint.as_str(),
                 need,
+                reserve,
                 wait_ms = wait.as_millis() as u64,
                 "pacing to the rate limit"
             );
-            self.wait_for_budget(wait).await;
-        }
-    }
-
-    async fn judge<T>(
-        &mut self,
-        endpoint: Endpoint,
-        answer: &Answer,
-        decode: fn(&Answer) -> Result<T, String>,
-        rate_limited: &mut u32,
-    ) -> Step<T> {
-        let status = answer.status;
-        let name = endpoint.as_str();
-        if status.is_success() {
-            return match decode(answer) {
-                Ok(v) => Step::Done(v),
-                Err(detail) => Step::Transient(UpstreamError::Decode {
-                    endpoint: name,
-                    detail,
-                }),
-            };
-        }
-        let detail = excerpt(&answer.body, 200);
-        match status.as_u16() {
-            429 => {
-                *rate_limited += 1;
-                let wait = self.pacer.rate_limited(&answer.headers, Instant::now());
-                if *rate_limited > self.config.retry.max_rate_limited {
-                    return Step::Fail(UpstreamError::RateLimited {
-                        endpoint: name,
-                        attempts: *rate_limited,
-                        retry_after: wait,
-                    });
+            match priority {
+                // Sessions wait holding the line: nothing overtakes a listing under way.
+                Priority::High => {
+                    self.wait_for_budget(wait).await;
+                    break line;
                 }
-                tracing::warn!(
-                    endpoint = name,
-                    wait_s = wait.as_secs(),
-                    "rate limited by the API; waiting"
-                );
-                self.wait_for_budget(wait).await;
-                Step::Again
+                // Others let go of it while they wait, then look again.
+                Priority::Low => {
+                    drop(line);
+                    self.wait_for_budget(wait).await;
+                }
             }
-            400 | 401 | 403 if endpoint == Endpoint::Token => Step::Fail(UpstreamError::Auth {
-                endpoint: name,
-                status: status.as_u16(),
-                detail,
-            }),
-            401 | 403 => Step::Fail(UpstreamError::Auth {
-                endpoint: name,
-                status: status.as_u16(),
-                detail,
-            }),
-            400 if mentions_history(&answer.body) => {
-                Step::Fail(UpstreamError::HistoryWindow { detail })
-            }
-            408 | 500..=599 => Step::Transient(UpstreamError::Http {
-                endpoint: name,
-                status: Some(status.as_u16()),
-                detail: format!("HTTP {status}: {detail}"),
-            }),
-            _ => Step::Fail(UpstreamError::Http {
-                endpoint: name,
-                status: Some(status.as_u16()),
-                detail: format!("HTTP {status}: {detail}"),
-            }),
-        }
-    }
-
-    /// One attempt: send, read the body, learn from the headers.
-    async fn send(
-        &mut self,
-        endpoint: Endpoint,
-        request: reqwest::RequestBuilder,
-    ) -> Result<Answer, UpstreamError> {
-        self.pacer.spend();
+        };
+        self.learned().pacer.spend();
         let result = async {
             let response = request.send().await?;
             let status = response.status();
@@ -490,72 +427,83 @@ impl ApiClient {
         .await;
         match result {
             Ok(answer) => {
-                self.metrics
-                    .count_request(endpoint.as_str(), Some(answer.status.as_u16()));
+                self.observer
+                    .request_done(endpoint, Some(answer.status.as_u16()));
                 self.learn(&answer.headers);
                 Ok(answer)
             }
             Err(e) => {
-                self.metrics.count_request(endpoint.as_str(), None);
-                let e = e.without_url();
-                Err(if e.is_timeout() {
-                    UpstreamError::Timeout {
-                        endpoint: endpoint.as_str(),
-                        timeout: self.config.request_timeout,
-                    }
-                } else if e.is_decode() || e.is_body() {
-                    UpstreamError::Decode {
-                        endpoint: endpoint.as_str(),
-                        detail: error_chain(&e),
-                    }
-                } else {
-                    UpstreamError::Http {
-                        endpoint: endpoint.as_str(),
-                        status: None,
-                        detail: error_chain(&e),
-                    }
-                })
+                self.observer.request_done(endpoint, None);
+                Err(self.transport_error(endpoint, &e.without_url()))
+            }
+        }
+    }
+
+    /// A request that got no (complete) answer.
+    fn transport_error(&self, endpoint: Endpoint, e: &reqwest::Error) -> UpstreamError {
+        let endpoint = endpoint.as_str();
+        if e.is_timeout() {
+            UpstreamError::Timeout {
+                endpoint,
+                timeout: self.config.request_timeout,
+            }
+        } else if e.is_decode() || e.is_body() {
+            UpstreamError::Decode {
+                endpoint,
+                detail: error_chain(e),
+            }
+        } else {
+            UpstreamError::Http {
+                endpoint,
+                status: None,
+                detail: error_chain(e),
             }
         }
     }
 
     /// Takes the server's clock and the bucket's state from a response.
-    fn learn(&mut self, headers: &HeaderMap) {
-        let now = Instant::now();
-        self.pacer.observe(headers, now);
-        if let Some(budget) = self.pacer.budget() {
-            self.metrics.set_budget(budget);
-        }
+    fn learn(&self, headers: &HeaderMap) {
         let date = headers
             .get(DATE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| DateTime::parse_from_rfc2822(v).ok());
-        if let Some(date) = date {
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
             // `Date` has whole seconds, truncated: the middle of that second is the best estimate.
-            let server = date.with_timezone(&Utc) + chrono::Duration::milliseconds(500);
-            let offset = server - self.clock.now();
-            self.offset = Some(offset);
-            self.metrics
-                .set_clock_skew(offset.num_milliseconds() as f64 / 1000.0);
+            .map(|d| {
+                d.with_timezone(&Utc) + chrono::Duration::milliseconds(500) - self.clock.now()
+            });
+        let budget = {
+            let mut learned = self.learned();
+            learned.pacer.observe(headers, Instant::now());
+            if date.is_some() {
+                learned.offset = date;
+            }
+            learned.pacer.budget()
+        };
+        if let Some(budget) = budget {
+            self.observer.budget_seen(budget);
+        }
+        if let Some(offset) = date {
+            self.observer.clock_offset_seen(offset);
         }
     }
 
     async fn wait_for_budget(&self, wait: Duration) {
-        self.metrics.rate_limit_wait.inc_by(wait.as_secs_f64());
+        self.observer.waited_for_budget(wait);
         tokio::time::sleep(wait).await;
     }
 
-    fn backoff(&mut self, attempt: u32) -> Duration {
+    fn backoff(&self, attempt: u32) -> Duration {
         let retry = &self.config.retry;
         let ceiling = retry
             .backoff_base
             .saturating_mul(1 << attempt.min(16))
             .min(retry.backoff_cap);
         // Full jitter: spreads retries of many exporters hitting the same outage.
-        ceiling.mul_f64(self.rng.random_range(0.5..=1.0))
+        ceiling.mul_f64(self.learned().rng.random_range(0.5..=1.0))
     }
 
-    fn url(&self, path: &str) -> Url {
+    /// The URL of `path` under the API's version prefix.
+    pub(crate) fn url(&self, path: &str) -> Url {
         let mut url = self.config.base_url.clone();
         let base_path = url.path().trim_end_matches('/').to_owned();
         url.set_path(&format!(
@@ -565,58 +513,21 @@ impl ApiClient {
         url.set_query(None);
         url
     }
-
-    fn sessions_url(&self, q: &SessionsQuery, cursor: Option<&str>) -> Url {
-        let mut url = self.url("sessions");
-        {
-            let mut pairs = url.query_pairs_mut();
-            pairs.append_pair("size", &PAGE_SIZE.to_string());
-            pairs.append_pair("startDate", &iso_instant(q.start, false));
-            if let Some(end) = q.end {
-                pairs.append_pair("endDate", &iso_instant(end, true));
-            }
-            if let Some(status) = q.status {
-                pairs.append_pair("status", status.as_api_str());
-            }
-            if q.return_only_new {
-                pairs.append_pair("returnOnlyNew", "true");
-            }
-            if let Some(cursor) = cursor {
-                pairs.append_pair("cursor", cursor);
-            }
-        }
-        url
-    }
 }
 
-/// `ISO_INSTANT` with whole seconds, as the API documents; rounded down (`startDate`) or up
-/// (`endDate`) so a window never shrinks.
-fn iso_instant(t: DateTime<Utc>, round_up: bool) -> String {
-    let mut secs = t.timestamp();
-    if round_up && t.timestamp_subsec_nanos() > 0 {
-        secs += 1;
-    }
-    DateTime::<Utc>::from_timestamp(secs, 0)
-        .unwrap_or(t)
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// A 400 about `startDate` or the history window, as opposed to a request the exporter got wrong.
-fn mentions_history(body: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
-    ["date", "history", "days", "window", "range"]
-        .iter()
-        .any(|word| text.contains(word))
-}
-
-fn decode_page(answer: &Answer) -> Result<SessionsPage, String> {
-    SessionsPage::from_slice(&answer.body).map_err(|e| e.to_string())
+/// The tokens low-priority requests leave in the bucket.
+fn low_priority_reserve(budget: Option<Budget>) -> u32 {
+    budget
+        .and_then(|b| b.burst)
+        .map_or(MIN_LOW_PRIORITY_RESERVE, |burst| {
+            (f64::from(burst) * LOW_PRIORITY_RESERVE).ceil() as u32
+        })
+        .max(MIN_LOW_PRIORITY_RESERVE)
 }
 
 /// The token and its lifetime (one hour when the API does not say).
-fn decode_token(answer: &Answer) -> Result<(Secret, Duration), String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(&answer.body).map_err(|e| e.to_string())?;
+fn decode_token(body: &[u8]) -> Result<(Secret, Duration), String> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let token = value
         .get("access_token")
         .and_then(|t| t.as_str())
@@ -643,22 +554,37 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     #[test]
-    fn dates_are_iso_instants_rounded_outwards() {
-        let t = Utc.timestamp_opt(1_667_919_223, 400_000_000).unwrap();
-        assert_eq!(iso_instant(t, false), "2022-11-08T14:53:43Z");
-        assert_eq!(iso_instant(t, true), "2022-11-08T14:53:44Z");
+    fn low_priority_requests_leave_a_quarter_of_the_burst_to_the_sessions() {
+        let budget = |burst| Budget {
+            remaining: 0,
+            burst,
+            replenish_rate: Some(1),
+            replenish_time: Some(Duration::from_secs(15)),
+        };
+        assert_eq!(low_priority_reserve(Some(budget(Some(20)))), 5);
+        assert_eq!(low_priority_reserve(Some(budget(Some(50)))), 13);
+        assert_eq!(low_priority_reserve(Some(budget(Some(3)))), MIN_LOW_PRIORITY_RESERVE);
+        assert_eq!(low_priority_reserve(Some(budget(None))), MIN_LOW_PRIORITY_RESERVE);
+        assert_eq!(low_priority_reserve(None), MIN_LOW_PRIORITY_RESERVE);
     }
 
     #[test]
-    fn history_errors_are_told_from_other_bad_requests() {
-        assert!(mentions_history(
-            br#"{"errorDetails":{"startDate":[{"message":"too old"}]}}"#
-        ));
-        assert!(!mentions_history(
-            br#"{"errorMessage":"size must be at most 100"}"#
-        ));
+    fn tokens_decode_with_their_lifetime() {
+        let (token, lifetime) =
+            decode_token(br#"{"access_token":"abc","token_type":"bearer","expires_in":43199}"#)
+                .unwrap();
+        assert_eq!(
+            (token.expose(), lifetime),
+            ("abc", Duration::from_secs(43_199))
+        );
+        let (_, lifetime) = decode_token(br#"{"access_token":"abc","expires_in":"60"}"#).unwrap();
+        assert_eq!(lifetime, Duration::from_secs(60));
+        let (_, lifetime) = decode_token(br#"{"access_token":"abc"}"#).unwrap();
+        assert_eq!(lifetime, Duration::from_secs(3600), "an hour when unsaid");
+        for bad in [&br#"{"access_token":""}"#[..], b"{}", b"<html>"] {
+            assert!(decode_token(bad).is_err());
+        }
     }
 }

@@ -11,7 +11,7 @@ pub enum UpstreamError {
     /// a renewal or 403 on data endpoints): an operator problem, not a transient one.
     #[error("credentials rejected by {endpoint}: HTTP {status}: {detail}")]
     Auth {
-        /// `token` or `sessions`.
+        /// The endpoint, e.g. `token` or `sessions`.
         endpoint: &'static str,
         /// HTTP status.
         status: u16,
@@ -62,8 +62,10 @@ pub enum UpstreamError {
         detail: String,
     },
     /// The API's paging did not end: a repeated cursor, pages without new sessions, or too many pages.
-    #[error("sessions: pagination stopped: {detail}")]
+    #[error("{endpoint}: pagination stopped: {detail}")]
     Pagination {
+        /// The endpoint.
+        endpoint: &'static str,
         /// What was seen.
         detail: String,
     },
@@ -129,6 +131,55 @@ impl UpstreamError {
     }
 }
 
+impl UpstreamError {
+    /// The error with every occurrence of `secret` in its details replaced by `***`: an API that
+    /// echoes the request's token or credentials in an error body must not put them in the log.
+    pub fn redact(self, secret: &str) -> Self {
+        if secret.is_empty() {
+            return self;
+        }
+        let scrub = |detail: String| {
+            if detail.contains(secret) {
+                detail.replace(secret, "***")
+            } else {
+                detail
+            }
+        };
+        match self {
+            Self::Auth {
+                endpoint,
+                status,
+                detail,
+            } => Self::Auth {
+                endpoint,
+                status,
+                detail: scrub(detail),
+            },
+            Self::Http {
+                endpoint,
+                status,
+                detail,
+            } => Self::Http {
+                endpoint,
+                status,
+                detail: scrub(detail),
+            },
+            Self::Decode { endpoint, detail } => Self::Decode {
+                endpoint,
+                detail: scrub(detail),
+            },
+            Self::HistoryWindow { detail } => Self::HistoryWindow {
+                detail: scrub(detail),
+            },
+            Self::Pagination { endpoint, detail } => Self::Pagination {
+                endpoint,
+                detail: scrub(detail),
+            },
+            other @ (Self::RateLimited { .. } | Self::Timeout { .. }) => other,
+        }
+    }
+}
+
 /// At most `max` characters of a response body, on one line, for error messages and logs.
 pub(crate) fn excerpt(body: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(body);
@@ -141,4 +192,31 @@ pub(crate) fn excerpt(body: &[u8], max: usize) -> String {
         out.push('…');
     }
     out.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_echoed_in_error_bodies_are_redacted() {
+        let e = UpstreamError::Auth {
+            endpoint: "users",
+            status: 401,
+            detail: "bad token Bearer abc.def, again abc.def".into(),
+        }
+        .redact("abc.def");
+        assert_eq!(
+            e.to_string(),
+            "credentials rejected by users: HTTP 401: bad token Bearer ***, again ***"
+        );
+        let e = UpstreamError::Decode {
+            endpoint: "users",
+            detail: "nothing secret".into(),
+        };
+        assert_eq!(
+            e.redact("").to_string(),
+            "users: undecodable response: nothing secret"
+        );
+    }
 }

@@ -112,21 +112,17 @@ impl Pacer {
         }
     }
 
-    /// Records a 429 received at `now` and returns the wait it imposes: the longest of
-    /// `Retry-After`, one token's replenish time, and the floor.
-    pub fn rate_limited(&mut self, headers: &HeaderMap, now: Instant) -> Duration {
-        self.observe(headers, now);
-        let retry_after = headers
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs)
-            .unwrap_or_default();
+    /// Records a 429 received at `now` (its headers already [observed](Self::observe)) and returns
+    /// the wait it imposes: the longest of `Retry-After`, one token's replenish time, and the floor.
+    pub fn rate_limited(&mut self, retry_after: Option<Duration>, now: Instant) -> Duration {
         let token_time = self
             .budget()
             .and_then(|b| b.token_time())
             .unwrap_or_default();
-        let wait = retry_after.max(token_time).max(self.rate_limited_floor);
+        let wait = retry_after
+            .unwrap_or_default()
+            .max(token_time)
+            .max(self.rate_limited_floor);
         self.blocked_until = Some(now + wait);
         // The bucket is empty whatever the last reading said.
         if let Some(r) = &mut self.last {
@@ -232,16 +228,19 @@ mod tests {
     fn a_429_waits_the_longest_of_retry_after_token_time_and_the_floor() {
         let t = Instant::now();
         let mut p = Pacer::new(Duration::from_secs(60));
-        assert_eq!(p.rate_limited(&headers(0), t), Duration::from_secs(60));
+        p.observe(&headers(0), t);
+        assert_eq!(p.rate_limited(None, t), Duration::from_secs(60));
         assert_eq!(
             p.delay(t + Duration::from_secs(30), 1),
             Duration::from_secs(30)
         );
-        let mut h = headers(0);
-        h.insert("Retry-After", HeaderValue::from(120));
-        assert_eq!(p.rate_limited(&h, t), Duration::from_secs(120));
+        assert_eq!(
+            p.rate_limited(Some(Duration::from_secs(120)), t),
+            Duration::from_secs(120)
+        );
         let mut slow = headers(0);
         slow.insert("X-RateLimit-Replenish-Time", HeaderValue::from(600));
-        assert_eq!(p.rate_limited(&slow, t), Duration::from_secs(600));
+        p.observe(&slow, t);
+        assert_eq!(p.rate_limited(None, t), Duration::from_secs(600));
     }
 }

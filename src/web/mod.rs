@@ -433,30 +433,22 @@ fn unix_seconds(t: SystemTime) -> f64 {
 mod tests {
     use super::*;
 
-    struct Dir(PathBuf);
+    /// A temporary folder for one test's files, removed when dropped.
+    struct Dir(tempfile::TempDir);
 
     impl Dir {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "ccx-web-{name}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
+        fn new() -> Self {
+            Self(tempfile::tempdir().unwrap())
+        }
+
+        fn path(&self) -> &Path {
+            self.0.path()
         }
 
         fn write(&self, name: &str, text: &str) -> PathBuf {
-            let path = self.0.join(name);
+            let path = self.path().join(name);
             std::fs::write(&path, text).unwrap();
             path
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 
@@ -477,7 +469,7 @@ mod tests {
 
     #[test]
     fn a_broken_file_keeps_the_last_good_configuration_until_it_is_fixed() {
-        let dir = Dir::new("reload");
+        let dir = Dir::new();
         let path = dir.write("web.yml", &users("one"));
         let handle = WebConfigHandle::new(Arc::new(WebConfig::load(&path).unwrap()), None);
         assert!(!handle.reload_if_changed().unwrap(), "nothing changed");
@@ -498,7 +490,7 @@ mod tests {
 
     #[test]
     fn a_file_still_changing_is_not_loaded() {
-        let dir = Dir::new("settle");
+        let dir = Dir::new();
         let path = dir.write("web.yml", &users("one"));
         let handle = WebConfigHandle::new(Arc::new(WebConfig::load(&path).unwrap()), None);
         dir.write("web.yml", "");
@@ -512,7 +504,7 @@ mod tests {
 
     #[test]
     fn files_named_by_the_configuration_are_watched_too() {
-        let dir = Dir::new("named");
+        let dir = Dir::new();
         let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         dir.write("tls.crt", &c.cert.pem());
         dir.write("tls.key", &c.signing_key.serialize_pem());
@@ -532,14 +524,14 @@ mod tests {
         dir.write("tls.key", &c.signing_key.serialize_pem());
         assert!(reload(&handle).unwrap());
         assert!(!Arc::ptr_eq(&first, &handle.current()));
-        std::fs::remove_file(dir.0.join("tls.key")).unwrap();
+        std::fs::remove_file(dir.path().join("tls.key")).unwrap();
         let e = reload(&handle).unwrap_err();
         assert!(e.to_string().contains("tls.key"), "{e}");
     }
 
     #[tokio::test]
     async fn refusals_carry_the_challenge_and_the_configured_headers() {
-        let dir = Dir::new("refusal");
+        let dir = Dir::new();
         let path = dir.write(
             "web.yml",
             &format!(

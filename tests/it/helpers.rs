@@ -10,7 +10,7 @@ use clap::Parser;
 use cloudconnexa_exporter::clock::{Clock, SystemClock};
 use cloudconnexa_exporter::config::{Cli, Config};
 use cloudconnexa_exporter::upstream::client::RetryPolicy;
-use cloudconnexa_exporter::{Edges, RunError};
+use cloudconnexa_exporter::{Edges, Listeners, RunError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -39,6 +39,8 @@ pub fn fast_retry() -> RetryPolicy {
 /// A running exporter.
 pub struct Exporter {
     pub addr: SocketAddr,
+    /// The address of `--web.probe-listen-address`, when the configuration asks for one.
+    pub probe_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), RunError>>>,
     http: reqwest::Client,
@@ -52,7 +54,16 @@ pub fn config(args: &[&str]) -> Config {
     Config::from_args(cli.exporter).expect("flags are valid")
 }
 
-/// Flags that point the exporter at `base` with the demo credentials.
+/// Flags that turn off every collector but sessions, for tests of the sessions collector
+/// against servers that answer only the sessions endpoint.
+pub const SESSIONS_ONLY: [&str; 3] = [
+    "--no-collector.connectors",
+    "--no-collector.users",
+    "--no-collector.regions",
+];
+
+/// Flags that point the exporter at `base` with the demo credentials, sessions only (see
+/// [`SESSIONS_ONLY`]).
 pub fn upstream_args(base: &str) -> Vec<String> {
     [
         "--cloudconnexa.url",
@@ -65,6 +76,7 @@ pub fn upstream_args(base: &str) -> Vec<String> {
         "127.0.0.1:0",
     ]
     .iter()
+    .chain(&SESSIONS_ONLY)
     .map(|s| (*s).to_owned())
     .collect()
 }
@@ -84,17 +96,25 @@ impl Exporter {
         .await
     }
 
-    /// Starts an exporter with a ready-made configuration.
+    /// Starts an exporter with a ready-made configuration, on loopback ports of its own (the
+    /// configured addresses are ignored; a probe address, if configured, gets a port too).
     pub async fn launch(config: Config, edges: Edges) -> Self {
         init_logs();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+        let listener = bind().await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let probes = match config.probe_listen_address {
+            Some(_) => Some(bind().await.expect("bind probes")),
+            None => None,
+        };
+        let probe_addr = probes.as_ref().map(|p| p.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(cloudconnexa_exporter::run_with(
             config,
-            listener,
+            Listeners {
+                main: listener,
+                probes,
+            },
             async move {
                 let _ = stopped.await;
             },
@@ -102,6 +122,7 @@ impl Exporter {
         ));
         Self {
             addr,
+            probe_addr,
             stop: Some(stop),
             task: Some(task),
             http: reqwest::Client::new(),

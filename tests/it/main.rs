@@ -1,10 +1,11 @@
 //! Integration tests: the real exporter on port 0 against the simulator or a targeted fake.
 
-#![allow(unreachable_pub, missing_docs, dead_code)]
+#![allow(unreachable_pub, missing_docs)]
 
 mod fake;
 mod helpers;
 
+mod collectors;
 mod convergence;
 mod failures;
 mod process;

@@ -3,7 +3,7 @@
 //! half-open connections and hundreds of concurrent scrapes.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -63,19 +63,20 @@ impl Ca {
     }
 }
 
-/// A folder for one test's files, removed at the end.
-struct Dir(PathBuf);
+/// A temporary folder for one test's files, removed when dropped.
+struct Dir(tempfile::TempDir);
 
 impl Dir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ccx-it-web-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
+    fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
+        let path = self.path().join(name);
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -85,12 +86,6 @@ impl Dir {
         self.write("server.crt", &cert);
         self.write("server.key", &key);
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n".to_owned()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -150,7 +145,7 @@ async fn get(
 #[tokio::test]
 async fn https_scrapes_need_the_password_of_a_known_user() {
     let ca = Ca::new("test CA");
-    let dir = Dir::new("auth");
+    let dir = Dir::new();
     let path = dir.write(
         "web.yml",
         &format!(
@@ -203,10 +198,67 @@ async fn https_scrapes_need_the_password_of_a_known_user() {
     server.stop().await;
 }
 
+/// With mutual TLS and basic auth on the main address, `--web.probe-listen-address` still answers
+/// the health probes in plain HTTP without credentials, and shows nothing else.
+#[tokio::test]
+async fn health_probes_work_without_credentials_when_the_main_address_requires_them() {
+    let (ca, clients_ca) = (Ca::new("server CA"), Ca::new("client CA"));
+    let dir = Dir::new();
+    dir.write("clients.crt", &clients_ca.pem());
+    let path = dir.write(
+        "web.yml",
+        &format!(
+            "{}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.crt\n{}",
+            dir.server_tls(ca.server()),
+            users(PASSWORD)
+        ),
+    );
+    let args = [
+        "--demo",
+        "--web.config.file",
+        path.to_str().unwrap(),
+        "--web.probe-listen-address",
+        "127.0.0.1:0",
+    ];
+    let server = Exporter::launch(config(&args), Edges::default()).await;
+    let probes = server.probe_addr.expect("a probe address");
+    let plain = reqwest::Client::new();
+    let probe = |path: &str| format!("http://{probes}{path}");
+    assert_eq!(get(&plain, &probe("/healthz"), None).await.unwrap().0, 200);
+    wait_for(
+        "/readyz on the probe address",
+        Duration::from_secs(30),
+        || async { (get(&plain, &probe("/readyz"), None).await.ok()?.0 == 200).then_some(()) },
+    )
+    .await;
+    for path in ["/metrics", "/"] {
+        let (status, _, body) = get(&plain, &probe(path), None).await.unwrap();
+        assert_eq!(status, 404, "{path}");
+        assert!(!body.contains("cloudconnexa_"), "{path}: {body}");
+    }
+    // The main address still wants a client certificate and the password.
+    assert!(
+        get(&plain, &server.url("http", "/readyz"), None)
+            .await
+            .is_err()
+    );
+    let trusted = https_client(&ca, Some(clients_ca.client()));
+    let readyz = server.url("https", "/readyz");
+    assert_eq!(get(&trusted, &readyz, None).await.unwrap().0, 401);
+    assert_eq!(
+        get(&trusted, &readyz, Some(("alice", PASSWORD)))
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn plain_http_to_the_tls_port_gets_no_metrics() {
     let ca = Ca::new("test CA");
-    let dir = Dir::new("plain");
+    let dir = Dir::new();
     let path = dir.write("web.yml", &dir.server_tls(ca.server()));
     let server = start_server(Some(&path)).await;
 
@@ -249,7 +301,7 @@ async fn plain_http_to_the_tls_port_gets_no_metrics() {
 #[test]
 fn a_bad_web_config_exits_2_with_one_line_naming_the_flag() {
     let ca = Ca::new("test CA");
-    let dir = Dir::new("exit2");
+    let dir = Dir::new();
     let tls = dir.server_tls(ca.server());
     dir.write("garbage.pem", "not PEM at all\n");
     let cases = [
@@ -279,7 +331,7 @@ fn a_bad_web_config_exits_2_with_one_line_naming_the_flag() {
             format!("{tls}  client_auth_type: RequireAndVerifyClientCert\n"),
         ),
     ];
-    let missing = dir.0.join("absent.yml");
+    let missing = dir.path().join("absent.yml");
     let mut paths: Vec<(&str, PathBuf)> = cases
         .iter()
         .enumerate()
@@ -318,7 +370,7 @@ fn a_bad_web_config_exits_2_with_one_line_naming_the_flag() {
 #[tokio::test]
 async fn a_file_that_breaks_after_start_leaves_the_last_good_config_in_force() {
     let ca = Ca::new("test CA");
-    let dir = Dir::new("broken");
+    let dir = Dir::new();
     let tls = dir.server_tls(ca.server());
     let path = dir.write("web.yml", &format!("{tls}{}", users(PASSWORD)));
     let server = start_server(Some(&path)).await;
@@ -378,7 +430,7 @@ async fn a_file_that_breaks_after_start_leaves_the_last_good_config_in_force() {
 #[tokio::test]
 async fn a_rotated_certificate_is_served_after_reload() {
     let (old_ca, new_ca) = (Ca::new("old CA"), Ca::new("new CA"));
-    let dir = Dir::new("rotate");
+    let dir = Dir::new();
     let path = dir.write("web.yml", &dir.server_tls(old_ca.server()));
     let server = start_server(Some(&path)).await;
     let metrics = server.url("https", "/metrics");
@@ -408,7 +460,7 @@ async fn mutual_tls_refuses_clients_without_a_trusted_certificate() {
         Ca::new("client CA"),
         Ca::new("other CA"),
     );
-    let dir = Dir::new("mtls");
+    let dir = Dir::new();
     dir.write("clients.crt", &clients_ca.pem());
     let path = dir.write(
         "web.yml",
@@ -466,7 +518,7 @@ static LOAD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn half_open_connections_do_not_starve_scrapes() {
     let _turn = LOAD.lock().await;
     let ca = Ca::new("test CA");
-    let dir = Dir::new("halfopen");
+    let dir = Dir::new();
     let path = dir.write("web.yml", &dir.server_tls(ca.server()));
     let plain = start_server(None).await;
     let tls = start_server(Some(&path)).await;
@@ -516,7 +568,7 @@ async fn half_open_connections_do_not_starve_scrapes() {
 async fn hundreds_of_concurrent_scrapes_all_succeed() {
     let _turn = LOAD.lock().await;
     const SCRAPERS: usize = 512;
-    let dir = Dir::new("concurrent");
+    let dir = Dir::new();
     let path = dir.write("web.yml", &users(PASSWORD));
     let server = start_server(Some(&path)).await;
     let metrics = server.url("http", "/metrics");

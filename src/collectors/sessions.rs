@@ -1,4 +1,5 @@
-//! The poll loop: what to ask the API each cycle, feeding the tracker, publishing snapshots.
+//! The sessions collector: what to ask the API each cycle, feeding the tracker, publishing
+//! snapshots.
 //!
 //! # Strategy
 //! The API allows about four requests a minute by default, so the poller spends them where they
@@ -6,10 +7,11 @@
 //!
 //! 1. **Full listing** of ACTIVE sessions at start, then again now and then to resynchronise the
 //!    active gauge (sessions whose end the windows missed are hidden). It costs one request per 100
-//!    active sessions. How often it runs adapts to the budget the API reports: at least
-//!    `resync_interval` apart, and further apart when windows and listings together would use more
-//!    than half of the sustained rate the API reports (or, when windows alone need more than that,
-//!    more than half of what they leave); at most an hour apart.
+//!    active sessions. How often it runs adapts to the budget the API reports and to what the
+//!    other collectors spend ([`Plan`]): at least `resync_interval` apart, and further apart when
+//!    windows, listings and the other collectors together would use more than
+//!    [`PLANNED_BUDGET_SHARE`] of the sustained rate the API reports (or, when windows and the
+//!    others alone need more than that, more than half of what they leave); at most an hour apart.
 //! 2. **Windows** every cycle: all sessions created or updated since the end of the last window,
 //!    less an overlap (for records that become visible late), whatever their status. A quiet cycle
 //!    costs one request; a busy one one per 100 *changed* sessions. Records seen twice across the
@@ -24,24 +26,24 @@
 //! stretches; this shows in `cloudconnexa_poll_duration_seconds`,
 //! `cloudconnexa_rate_limit_wait_seconds_total` and a warning in the log.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::clock::Clock;
+use super::{Collect, CollectorName, Plan, RunReport, Status};
 use crate::metrics::Metrics;
 use crate::tracker::{BatchOutcome, Dimension, SessionTracker};
-use crate::upstream::client::{ApiClient, ListingStats, SessionsQuery};
-use crate::upstream::error::{ErrorKind, UpstreamError};
+use crate::upstream::client::ApiClient;
+use crate::upstream::error::UpstreamError;
 use crate::upstream::model::SessionStatus;
+use crate::upstream::sessions::{ListingStats, SessionsQuery};
 
-/// Share of the API's sustained rate the poller plans to use, leaving the rest to retries, token
-/// renewals and other clients of the same API key.
-const RESYNC_BUDGET_SHARE: f64 = 0.5;
+/// Share of the API's sustained rate the collectors together plan to use, leaving the rest to
+/// retries, token renewals and the other clients of the same API key (a team's Terraform, its
+/// scripts): with the vendor's 240 requests an hour, 160.
+pub const PLANNED_BUDGET_SHARE: f64 = 2.0 / 3.0;
 
 /// Tunables of the poll loop.
 #[derive(Debug, Clone)]
@@ -76,69 +78,15 @@ impl Default for PollConfig {
     }
 }
 
-/// What the last cycle did, for the landing page and logs.
-#[derive(Debug, Clone)]
-pub struct CycleReport {
-    /// When it ended (local clock).
-    pub finished_at: DateTime<Utc>,
-    /// How long it took.
-    pub duration: Duration,
-    /// `None` on success, else the error.
-    pub error: Option<String>,
-    /// Active sessions after the cycle.
-    pub active: u64,
-    /// Requests the cycle's listings took.
-    pub pages: u32,
-}
-
-/// Liveness and readiness of the poller, shared with the HTTP server.
-#[derive(Debug, Default)]
-pub struct PollStatus {
-    ready: AtomicBool,
-    stopped: AtomicBool,
-    last: Mutex<Option<CycleReport>>,
-}
-
-impl PollStatus {
-    /// True once a complete full listing of ACTIVE sessions has been taken.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    /// True while the poll task runs (it ends only at shutdown, or if it panicked).
-    pub fn is_alive(&self) -> bool {
-        !self.stopped.load(Ordering::Acquire)
-    }
-
-    /// Marks the first complete listing; true if it was the first.
-    pub(crate) fn mark_ready(&self) -> bool {
-        !self.ready.swap(true, Ordering::AcqRel)
-    }
-
-    /// The last cycle.
-    pub fn last(&self) -> Option<CycleReport> {
-        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-/// Marks the poller stopped when the task ends, however it ends.
-struct AliveGuard(Arc<PollStatus>);
-
-impl Drop for AliveGuard {
-    fn drop(&mut self) {
-        self.0.stopped.store(true, Ordering::Release);
-    }
-}
-
-/// The poll loop and its state between cycles.
+/// The sessions collector and its state between cycles.
 pub struct Poller {
-    client: ApiClient,
+    client: Arc<ApiClient>,
     config: PollConfig,
     dims: Vec<Dimension>,
     tracker: Option<SessionTracker>,
     metrics: Arc<Metrics>,
-    status: Arc<PollStatus>,
-    clock: Arc<dyn Clock>,
+    status: Arc<Status>,
+    plan: Arc<Plan>,
     started: Instant,
     /// End of the last window fully listed (server clock).
     window_end: Option<DateTime<Utc>>,
@@ -146,7 +94,6 @@ pub struct Poller {
     listed_at: Option<DateTime<Utc>>,
     next_resync: Option<Instant>,
     history_margin: chrono::Duration,
-    failures: u32,
 }
 
 /// What a successful cycle did.
@@ -158,14 +105,16 @@ struct CycleSummary {
 }
 
 impl Poller {
-    /// A poller labelling sessions by `dims`.
+    /// A poller labelling sessions by `dims`, through `client`, publishing to `metrics`; it marks
+    /// `status` ready at its first complete listing and reads what the other collectors spend
+    /// from `plan`.
     pub fn new(
-        client: ApiClient,
+        client: Arc<ApiClient>,
         config: PollConfig,
         dims: Vec<Dimension>,
         metrics: Arc<Metrics>,
-        status: Arc<PollStatus>,
-        clock: Arc<dyn Clock>,
+        status: Arc<Status>,
+        plan: Arc<Plan>,
     ) -> Self {
         let history_margin = chrono::Duration::from_std(config.history_margin).unwrap_or_default();
         Self {
@@ -175,109 +124,30 @@ impl Poller {
             tracker: None,
             metrics,
             status,
-            clock,
+            plan,
             started: Instant::now(),
             window_end: None,
             listed_at: None,
             next_resync: None,
             history_margin,
-            failures: 0,
         }
     }
 
-    /// Runs cycles until `shutdown` turns true (or its sender is dropped).
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let _alive = AliveGuard(self.status.clone());
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let began = Instant::now();
-            let result = tokio::select! {
-                r = self.poll_once() => r,
-                _ = shutdown.changed() => return,
-            };
-            let took = began.elapsed();
-            self.record(result, took);
-            let delay = self.next_delay(took);
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
-
-    fn record(&mut self, result: Result<CycleSummary, UpstreamError>, took: Duration) {
-        self.metrics.poll_cycles.inc();
-        self.metrics.poll_duration.set(took.as_secs_f64());
-        let active = self
-            .tracker
-            .as_ref()
-            .map_or(0, SessionTracker::active_count);
-        let (error, pages) = match result {
-            Ok(summary) => {
-                self.failures = 0;
-                self.metrics.up.set(1);
-                self.metrics
-                    .last_success
-                    .set(self.clock.now().timestamp_millis() as f64 / 1000.0);
-                let pages = summary.full.map_or(0, |f| f.pages) + summary.window.pages;
-                tracing::info!(
-                    took_ms = took.as_millis() as u64,
-                    active,
-                    full_listing_pages = summary.full.map(|f| f.pages),
-                    window_pages = summary.window.pages,
-                    window_sessions = summary.window.sessions,
-                    started = summary.outcome.started,
-                    ended = summary.outcome.ended,
-                    duplicates = summary.outcome.duplicates,
-                    ended_before_start = summary.outcome.too_old,
-                    invalid = summary.outcome.invalid,
-                    "poll cycle done"
-                );
-                if took > self.config.interval {
-                    tracing::warn!(
-                        took_ms = took.as_millis() as u64,
-                        interval_ms = self.config.interval.as_millis() as u64,
-                        "poll cycle took longer than the poll interval: the API's rate limit stretches it"
-                    );
-                }
-                (None, pages)
-            }
-            Err(e) => {
-                self.failures += 1;
-                self.metrics.up.set(0);
-                self.metrics
-                    .poll_errors
-                    .with_label_values(&[e.kind().as_str()])
-                    .inc();
-                if e.kind() == ErrorKind::Auth {
-                    tracing::error!(error = %e, kind = e.kind().as_str(), failures = self.failures,
-                        "poll cycle failed: the API rejects the credentials; check --cloudconnexa.client-id and the client secret, their expiry and IP restrictions");
-                } else {
-                    tracing::warn!(error = %e, kind = e.kind().as_str(), failures = self.failures, "poll cycle failed");
-                }
-                (Some(e.to_string()), 0)
-            }
-        };
-        *self.status.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(CycleReport {
-            finished_at: self.clock.now(),
-            duration: took,
-            error,
+    /// Logs a successful cycle.
+    fn log(&self, summary: &CycleSummary, active: u64) {
+        tracing::info!(
+            collector = CollectorName::Sessions.as_str(),
             active,
-            pages,
-        });
-    }
-
-    /// The wait before the next cycle: the rest of the interval, longer after repeated failures so
-    /// a broken credential or an outage is retried slowly (at most every 10 minutes).
-    fn next_delay(&self, took: Duration) -> Duration {
-        let interval = self.config.interval;
-        if self.failures > 1 {
-            let backoff = interval.saturating_mul(1 << (self.failures - 1).min(10));
-            return backoff.min(Duration::from_secs(600)).max(interval);
-        }
-        interval.saturating_sub(took)
+            full_listing_pages = summary.full.map(|f| f.pages),
+            window_pages = summary.window.pages,
+            window_sessions = summary.window.sessions,
+            started = summary.outcome.started,
+            ended = summary.outcome.ended,
+            duplicates = summary.outcome.duplicates,
+            ended_before_start = summary.outcome.too_old,
+            invalid = summary.outcome.invalid,
+            "poll cycle done"
+        );
     }
 
     /// One cycle: a full listing when due, then the window since the last one; publishes the
@@ -422,10 +292,12 @@ impl Poller {
         }
     }
 
-    /// Picks the time of the next full listing from what the last one cost and the API's budget.
+    /// Picks the time of the next full listing from what the last one cost, the API's budget and
+    /// what the other collectors spend.
     fn schedule_resync(&mut self, pages: u32) {
         let rate = self.client.budget().and_then(|b| b.sustained_rate());
-        let every = resync_spacing(pages, rate, &self.config);
+        let others = self.plan.others(CollectorName::Sessions);
+        let every = resync_spacing(pages, rate, others, &self.config);
         if rate.is_some_and(|r| r <= 1.0 / self.config.interval.as_secs_f64().max(1.0)) {
             tracing::warn!(
                 sustained_per_minute = rate.unwrap_or_default() * 60.0,
@@ -442,22 +314,47 @@ impl Poller {
     }
 }
 
+impl Collect for Poller {
+    fn name(&self) -> CollectorName {
+        CollectorName::Sessions
+    }
+
+    fn expected_requests(&self) -> u32 {
+        // A window a cycle, the full listings apart; what the others plan with is the windows'.
+        1
+    }
+
+    async fn collect(&mut self) -> Result<RunReport, UpstreamError> {
+        let summary = self.poll_once().await?;
+        let active = self
+            .tracker
+            .as_ref()
+            .map_or(0, SessionTracker::active_count);
+        self.log(&summary, active);
+        Ok(RunReport {
+            requests: summary.full.map_or(0, |f| f.pages) + summary.window.pages,
+            summary: format!("{active} active sessions"),
+        })
+    }
+}
+
 /// Time until the next full listing of `pages` pages, given the API's sustained rate (requests
-/// per second, when its headers say): half the rate goes to windows and listings together; when
-/// windows alone need more than half, listings get half of what the windows leave. Always within
-/// `resync_interval ..= max_resync_interval`.
-fn resync_spacing(pages: u32, rate: Option<f64>, config: &PollConfig) -> Duration {
+/// per second, when its headers say) and what the other collectors spend (`others`, requests per
+/// second): [`PLANNED_BUDGET_SHARE`] of the rate goes to windows, listings and the others
+/// together; when windows and the others alone need more than that, listings get half of what
+/// they leave. Always within `resync_interval ..= max_resync_interval`.
+fn resync_spacing(pages: u32, rate: Option<f64>, others: f64, config: &PollConfig) -> Duration {
     let min = config.resync_interval;
     let max = config.max_resync_interval.max(min);
     let Some(rate) = rate else {
         return min;
     };
-    let windows = 1.0 / config.interval.as_secs_f64().max(1.0);
-    let share = RESYNC_BUDGET_SHARE * rate;
-    let spare = if windows < share {
-        share - windows
+    let committed = 1.0 / config.interval.as_secs_f64().max(1.0) + others;
+    let share = PLANNED_BUDGET_SHARE * rate;
+    let spare = if committed < share {
+        share - committed
     } else {
-        (rate - windows) * RESYNC_BUDGET_SHARE
+        (rate - committed) * 0.5
     };
     if spare <= 0.0 {
         return max;
@@ -470,39 +367,56 @@ mod tests {
     use super::*;
 
     const VENDOR_RATE: f64 = 1.0 / 15.0;
+    const PER_HOUR: f64 = 1.0 / 3600.0;
 
     #[test]
-    fn listings_and_windows_share_half_the_vendor_rate() {
+    fn listings_windows_and_the_other_collectors_share_two_thirds_of_the_vendor_rate() {
         let config = PollConfig::default();
-        // 60 windows an hour leave 60 of the 120 planned for 20-page listings: one every 20 min.
+        // 60 windows an hour leave 100 of the 160 planned for 20-page listings: one every 12 min.
         assert_eq!(
-            resync_spacing(20, Some(VENDOR_RATE), &config),
-            Duration::from_secs(1200)
+            resync_spacing(20, Some(VENDOR_RATE), 0.0, &config),
+            Duration::from_secs(720)
+        );
+        // Connectors every 2 minutes, users every 15 and regions hourly (2, 3 and 1 requests)
+        // spend 73 an hour: listings get the 27 left, one every 44 min 27 s.
+        let others = 73.0 * PER_HOUR;
+        assert_eq!(
+            resync_spacing(20, Some(VENDOR_RATE), others, &config).as_secs(),
+            2666
         );
         // A small tenant resyncs at the shortest interval, a huge one at least hourly.
         assert_eq!(
-            resync_spacing(1, Some(VENDOR_RATE), &config),
+            resync_spacing(1, Some(VENDOR_RATE), others, &config),
             config.resync_interval
         );
         assert_eq!(
-            resync_spacing(500, Some(VENDOR_RATE), &config),
+            resync_spacing(500, Some(VENDOR_RATE), 0.0, &config),
             config.max_resync_interval
         );
         // Without rate headers, the shortest interval.
-        assert_eq!(resync_spacing(20, None, &config), config.resync_interval);
+        assert_eq!(
+            resync_spacing(20, None, others, &config),
+            config.resync_interval
+        );
     }
 
     #[test]
-    fn when_windows_need_more_than_half_listings_get_half_of_the_rest() {
+    fn when_windows_and_the_others_need_more_than_the_plan_listings_get_half_of_the_rest() {
         let config = PollConfig {
             interval: Duration::from_secs(20),
             resync_interval: Duration::from_secs(20),
             ..PollConfig::default()
         };
-        // 3 windows a minute of a rate of 4: listings get (4 - 3) / 2 a minute.
+        // 180 windows an hour of a rate of 240: listings get (240 - 180) / 2 an hour.
         assert_eq!(
-            resync_spacing(1, Some(VENDOR_RATE), &config),
+            resync_spacing(1, Some(VENDOR_RATE), 0.0, &config),
             Duration::from_secs(120)
+        );
+        // 60 windows and 150 requests of the others: (240 - 210) / 2.
+        let config = PollConfig::default();
+        assert_eq!(
+            resync_spacing(1, Some(VENDOR_RATE), 150.0 * PER_HOUR, &config),
+            Duration::from_secs(240).max(config.resync_interval)
         );
         // Windows alone use the whole rate: as rarely as allowed.
         let busy = PollConfig {
@@ -510,7 +424,7 @@ mod tests {
             ..config
         };
         assert_eq!(
-            resync_spacing(1, Some(VENDOR_RATE), &busy),
+            resync_spacing(1, Some(VENDOR_RATE), 0.0, &busy),
             busy.max_resync_interval
         );
     }
