@@ -8,8 +8,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use cloudconnexa_sim::{
-    ClientSecret, FaultRate, Faults, FaultsError, RateLimit, SimConfig, SimConfigError, Simulator,
-    Steady, serve,
+    CATALOG_CONNECTORS, ClientSecret, FaultRate, Faults, FaultsError, RateLimit, SimConfig,
+    SimConfigError, Simulator, Steady, serve,
 };
 
 use crate::duration::{DurationError, parse_duration};
@@ -131,6 +131,38 @@ pub struct SimulateArgs {
     )]
     pub steady_changes_per_minute: f64,
 
+    /// Connectors of the tenant, network and host connectors together; beyond the simulated
+    /// company's own, each is a generated site (a network with one connector).
+    #[arg(
+        long = "connectors",
+        env = "CLOUDCONNEXA_SIM_CONNECTORS",
+        value_name = "N",
+        default_value_t = CATALOG_CONNECTORS
+    )]
+    pub connectors: u32,
+
+    /// Devices over all users, at least one a user and at most 10 (default: a laptop each and
+    /// a phone for some).
+    #[arg(long = "devices", env = "CLOUDCONNEXA_SIM_DEVICES", value_name = "N")]
+    pub devices: Option<u32>,
+
+    /// Expected spells of ONLINE_WITH_ISSUES per connector and day (a few minutes each).
+    #[arg(
+        long = "connector-issues-per-day",
+        env = "CLOUDCONNEXA_SIM_CONNECTOR_ISSUES_PER_DAY",
+        default_value_t = 0.5
+    )]
+    pub connector_issues_per_day: f64,
+
+    /// Expected spells per connector and day in which it drops OFFLINE on its own (minutes to
+    /// an hour each), besides the outages of its region.
+    #[arg(
+        long = "connector-outages-per-day",
+        env = "CLOUDCONNEXA_SIM_CONNECTOR_OUTAGES_PER_DAY",
+        default_value_t = 0.02
+    )]
+    pub connector_outages_per_day: f64,
+
     /// Let traffic of active sessions bump their updated time.
     #[arg(
         long = "bump-updated-on-traffic",
@@ -249,6 +281,10 @@ fn flag_of(problem: &SimConfigError) -> &'static str {
         SimConfigError::OutagesPerDay => "--outages-per-day",
         SimConfigError::SteadyActive(_) => "--steady-active",
         SimConfigError::SteadyChangesPerMinute(_) => "--steady-changes-per-minute",
+        SimConfigError::Connectors(_) => "--connectors",
+        SimConfigError::Devices { .. } => "--devices",
+        SimConfigError::ConnectorIssues(_) => "--connector-issues-per-day",
+        SimConfigError::ConnectorOutages(_) => "--connector-outages-per-day",
         SimConfigError::Faults(FaultsError::NotAProbability { rate, .. }) => match rate {
             FaultRate::TooManyRequests => "--fault.429-rate",
             FaultRate::ServerError => "--fault.5xx-rate",
@@ -315,6 +351,10 @@ impl SimulateArgs {
                 revoke_credentials: self.fault_revoke_credentials,
             },
             bump_updated_on_traffic: self.bump_updated_on_traffic,
+            connectors: self.connectors,
+            devices: self.devices,
+            connector_issues_per_day: self.connector_issues_per_day,
+            connector_outages_per_day: self.connector_outages_per_day,
             outages_per_day: self.outages_per_day,
             steady,
             always_on_boost: 1.0,
@@ -348,6 +388,8 @@ pub async fn run_simulate(
         speed = config.speed,
         rate_limit = ?config.rate_limit,
         steady = ?config.steady,
+        connectors = config.connectors,
+        devices = ?config.devices,
         "simulated CloudConnexa API listening"
     );
     serve(listener, sim, shutdown).await
@@ -444,6 +486,46 @@ mod tests {
             argv.extend_from_slice(bad);
             let error = parse(&argv).expect_err("refused");
             assert!(error.contains("CLOUDCONNEXA_SIM_STEADY_"), "{error}");
+        }
+    }
+
+    #[test]
+    fn size_flags_make_the_reference_tenant() {
+        let config = parse(&[
+            "--listen-address=x:0",
+            "--steady-active=2000",
+            "--steady-changes-per-minute=10",
+            "--users=2000",
+            "--devices=5000",
+            "--connectors=50",
+        ])
+        .expect("valid");
+        assert_eq!(
+            (config.users, config.devices, config.connectors),
+            (2_000, Some(5_000), 50)
+        );
+        let default = parse(&["--listen-address=x:0"]).expect("valid");
+        assert_eq!(
+            (default.devices, default.connectors),
+            (None, CATALOG_CONNECTORS)
+        );
+        for (argv, named) in [
+            (
+                "--connectors=3",
+                "--connectors (CLOUDCONNEXA_SIM_CONNECTORS)",
+            ),
+            ("--devices=10", "--devices (CLOUDCONNEXA_SIM_DEVICES)"),
+            (
+                "--connector-issues-per-day=-1",
+                "--connector-issues-per-day (CLOUDCONNEXA_SIM_CONNECTOR_ISSUES_PER_DAY)",
+            ),
+            (
+                "--connector-outages-per-day=NaN",
+                "--connector-outages-per-day (CLOUDCONNEXA_SIM_CONNECTOR_OUTAGES_PER_DAY)",
+            ),
+        ] {
+            let error = parse(&["--listen-address=x:0", argv]).expect_err("refused");
+            assert!(error.starts_with(named), "{error}");
         }
     }
 

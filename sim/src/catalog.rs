@@ -1,5 +1,6 @@
 //! The fixed facts of the simulated company: offices and their time zones, VPN regions, user
-//! groups, networks with their connectors and hosts, device kinds and disconnect reasons.
+//! groups, networks with their connectors and hosts, device kinds, accounts and disconnect
+//! reasons.
 //!
 //! Kept as plain tables so that the world generator reads like a description of the company and
 //! tests can refer to the same names.
@@ -15,6 +16,76 @@ pub(crate) const REGIONS: [&str; 9] = [
     "ap-southeast-1",
     "ap-northeast-1",
     "ap-southeast-2",
+];
+
+/// Where a VPN region is, as `GET /api/v1/regions` describes it (the spec's `VpnRegionResponse`).
+pub(crate) struct RegionFacts {
+    /// `regionName`: the city of the region's servers.
+    pub(crate) name: &'static str,
+    /// `country`.
+    pub(crate) country: &'static str,
+    /// `countryIso`: ISO 3166-1 alpha-2.
+    pub(crate) country_iso: &'static str,
+    /// `continent`.
+    pub(crate) continent: &'static str,
+}
+
+/// Facts of each of [`REGIONS`], in the same order.
+pub(crate) const REGION_FACTS: [RegionFacts; 9] = [
+    RegionFacts {
+        name: "Ashburn",
+        country: "United States",
+        country_iso: "US",
+        continent: "North America",
+    },
+    RegionFacts {
+        name: "San Jose",
+        country: "United States",
+        country_iso: "US",
+        continent: "North America",
+    },
+    RegionFacts {
+        name: "Sao Paulo",
+        country: "Brazil",
+        country_iso: "BR",
+        continent: "South America",
+    },
+    RegionFacts {
+        name: "London",
+        country: "United Kingdom",
+        country_iso: "GB",
+        continent: "Europe",
+    },
+    RegionFacts {
+        name: "Frankfurt",
+        country: "Germany",
+        country_iso: "DE",
+        continent: "Europe",
+    },
+    RegionFacts {
+        name: "Mumbai",
+        country: "India",
+        country_iso: "IN",
+        continent: "Asia",
+    },
+    RegionFacts {
+        name: "Singapore",
+        country: "Singapore",
+        country_iso: "SG",
+        continent: "Asia",
+    },
+    RegionFacts {
+        name: "Tokyo",
+        country: "Japan",
+        country_iso: "JP",
+        continent: "Asia",
+    },
+    RegionFacts {
+        name: "Sydney",
+        country: "Australia",
+        country_iso: "AU",
+        continent: "Oceania",
+    },
 ];
 
 /// An office: where users sit, their time zone and the VPN region they normally use.
@@ -107,6 +178,17 @@ pub(crate) struct Group {
     pub(crate) laptop_os: [f64; 4],
     /// Median traffic of a session, bytes per second to the client.
     pub(crate) median_rate: f64,
+    /// Weights of [`AUTH_TYPES`] for this group's accounts.
+    pub(crate) auth_types: [f64; 5],
+    /// Probability that a member is an administrator of the tenant.
+    pub(crate) admin: f64,
+    /// Probability that an account is suspended (by an administrator, or by the identity
+    /// provider for accounts that come from one).
+    pub(crate) suspended: f64,
+    /// Probability that an account was invited and has not signed in yet.
+    pub(crate) invited: f64,
+    /// The group's `connectAuth`: whether its members must authenticate on every connection.
+    pub(crate) connect_auth: &'static str,
 }
 
 /// User groups.
@@ -122,6 +204,11 @@ pub(crate) const GROUPS: [Group; 7] = [
         networks: [0.05, 0.05, 0.03, 0.45, 0.25, 0.12, 0.05],
         laptop_os: [0.2, 0.5, 0.3, 0.0],
         median_rate: 12_000.0,
+        auth_types: [0.06, 0.94, 0.0, 0.0, 0.0],
+        admin: 0.02,
+        suspended: 0.02,
+        invited: 0.04,
+        connect_auth: "ON_PRIOR_AUTH",
     },
     Group {
         name: "Sales",
@@ -134,6 +221,11 @@ pub(crate) const GROUPS: [Group; 7] = [
         networks: [0.7, 0.0, 0.0, 0.1, 0.0, 0.0, 0.2],
         laptop_os: [0.6, 0.35, 0.0, 0.05],
         median_rate: 4_000.0,
+        auth_types: [0.05, 0.95, 0.0, 0.0, 0.0],
+        admin: 0.01,
+        suspended: 0.03,
+        invited: 0.05,
+        connect_auth: "ON_PRIOR_AUTH",
     },
     Group {
         name: "Support",
@@ -146,6 +238,11 @@ pub(crate) const GROUPS: [Group; 7] = [
         networks: [0.35, 0.0, 0.0, 0.45, 0.1, 0.0, 0.1],
         laptop_os: [0.65, 0.3, 0.05, 0.0],
         median_rate: 5_000.0,
+        auth_types: [0.05, 0.95, 0.0, 0.0, 0.0],
+        admin: 0.01,
+        suspended: 0.03,
+        invited: 0.04,
+        connect_auth: "ON_PRIOR_AUTH",
     },
     Group {
         name: "Finance",
@@ -158,6 +255,11 @@ pub(crate) const GROUPS: [Group; 7] = [
         networks: [0.85, 0.1, 0.05, 0.0, 0.0, 0.0, 0.0],
         laptop_os: [0.75, 0.25, 0.0, 0.0],
         median_rate: 3_000.0,
+        auth_types: [0.02, 0.9, 0.08, 0.0, 0.0],
+        admin: 0.01,
+        suspended: 0.02,
+        invited: 0.03,
+        connect_auth: "EVERY_TIME",
     },
     Group {
         name: "Contractors",
@@ -170,6 +272,11 @@ pub(crate) const GROUPS: [Group; 7] = [
         networks: [0.05, 0.0, 0.0, 0.2, 0.55, 0.2, 0.0],
         laptop_os: [0.5, 0.3, 0.2, 0.0],
         median_rate: 8_000.0,
+        auth_types: [0.7, 0.3, 0.0, 0.0, 0.0],
+        admin: 0.0,
+        suspended: 0.1,
+        invited: 0.08,
+        connect_auth: "EVERY_TIME",
     },
     Group {
         name: "IT Admins",
@@ -182,6 +289,11 @@ pub(crate) const GROUPS: [Group; 7] = [
         networks: [0.2, 0.25, 0.2, 0.2, 0.05, 0.05, 0.05],
         laptop_os: [0.4, 0.2, 0.4, 0.0],
         median_rate: 15_000.0,
+        auth_types: [0.1, 0.8, 0.1, 0.0, 0.0],
+        admin: 0.8,
+        suspended: 0.01,
+        invited: 0.02,
+        connect_auth: "EVERY_TIME",
     },
     Group {
         name: "Marketing",
@@ -194,6 +306,11 @@ pub(crate) const GROUPS: [Group; 7] = [
         networks: [0.75, 0.0, 0.0, 0.1, 0.0, 0.0, 0.15],
         laptop_os: [0.45, 0.45, 0.0, 0.1],
         median_rate: 6_000.0,
+        auth_types: [0.05, 0.95, 0.0, 0.0, 0.0],
+        admin: 0.01,
+        suspended: 0.03,
+        invited: 0.05,
+        connect_auth: "ON_PRIOR_AUTH",
     },
 ];
 
@@ -260,6 +377,23 @@ pub(crate) const NETWORKS: [Network; 7] = [
     },
 ];
 
+/// `authType` values of accounts, in the order of [`Group::auth_types`]. The company signs its
+/// staff in through its SAML identity provider, keeps local (`INTERNAL`) accounts for most
+/// contractors and a few others, and still has some LDAP accounts from before the move to SAML.
+pub(crate) const AUTH_TYPES: [&str; 5] = ["INTERNAL", "SAML", "LDAP", "GOOGLE", "MICROSOFT"];
+
+/// The catalog's connectors: one per connector of a network, and one per host (every host of
+/// the catalog runs a host connector of its own).
+pub(crate) const fn connector_count() -> u32 {
+    let mut count = 0;
+    let mut i = 0;
+    while i < NETWORKS.len() {
+        count += NETWORKS[i].connectors.len() + NETWORKS[i].hosts.len();
+        i += 1;
+    }
+    count as u32
+}
+
 /// `osType` values of laptops, in the order of [`Group::laptop_os`].
 pub(crate) const LAPTOP_OS: [&str; 4] = ["WINDOWS", "MAC", "LINUX", "CHROME_OS"];
 
@@ -292,7 +426,7 @@ pub(crate) struct Reason {
 }
 
 /// Every reason the world uses; the constants below index it.
-pub(crate) const REASONS: [Reason; 13] = [
+pub(crate) const REASONS: [Reason; 14] = [
     Reason {
         code: "USER_DISCONNECT",
         description: "The user disconnected the client",
@@ -358,6 +492,11 @@ pub(crate) const REASONS: [Reason; 13] = [
         description: "Multi-factor authentication was not completed",
         failed: true,
     },
+    Reason {
+        code: "USER_DELETED",
+        description: "The user was deleted and disconnected",
+        failed: false,
+    },
 ];
 
 /// Index of `USER_DISCONNECT` in [`REASONS`].
@@ -380,6 +519,9 @@ pub(crate) const ATTEMPT_TIMEOUT: u8 = 9;
 pub(crate) const DEVICE_NOT_ALLOWED: u8 = 10;
 /// Index of `POSTURE_CHECK_FAILED` in [`REASONS`].
 pub(crate) const POSTURE_CHECK_FAILED: u8 = 11;
+
+/// Index of `USER_DELETED` in [`REASONS`].
+pub(crate) const USER_DELETED: u8 = 13;
 
 /// Failed-attempt reasons (indexes into [`REASONS`]) with their weights.
 pub(crate) const ATTEMPT_FAILURES: [(u8, f64); 6] = [

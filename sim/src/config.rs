@@ -18,6 +18,19 @@ pub const MAX_STEADY_ACTIVE: u32 = 5_000_000;
 /// starts with a day of them.
 pub const MAX_STEADY_CHANGES_PER_MINUTE: f64 = 1_000.0;
 
+/// The connectors of the simulated company's own sites: the fewest a tenant can have, and the
+/// default. More are added as generated sites (a network with one connector each).
+pub const CATALOG_CONNECTORS: u32 = crate::catalog::connector_count();
+
+/// Most connectors of a tenant.
+pub const MAX_CONNECTORS: u32 = 10_000;
+
+/// Most devices a user may have (the tenant's device allowance).
+pub const MAX_DEVICES_PER_USER: u32 = 10;
+
+/// Most spells of trouble per connector and day.
+pub const MAX_CONNECTOR_SPELLS_PER_DAY: f64 = 100.0;
+
 /// The OAuth2 client secret the simulated API accepts.
 ///
 /// `Debug` and `Display` print `***`, so a configuration can be logged whole. (The exporter has
@@ -204,9 +217,21 @@ pub struct SimConfig {
     /// every few hours as networks change); 1 keeps each user group's own share.
     pub always_on_boost: f64,
     /// A steady world instead of the company's working-day rhythm (`outages_per_day` is then
-    /// ignored). Its sessions belong to the company's `users`, several to a user when there are
-    /// more sessions than users. The world starts with a day and an hour of history.
+    /// ignored). Its sessions belong to the company's active `users`, several to a user when
+    /// there are more sessions than users. The world starts with a day and an hour of history.
     pub steady: Option<Steady>,
+    /// Connectors of the tenant, network and host connectors together: at least
+    /// [`CATALOG_CONNECTORS`] (the company's own sites); each one more is a generated site, a
+    /// network with one connector in some region.
+    pub connectors: u32,
+    /// Devices over all users, at least one each; `None` lets each user have a laptop and maybe
+    /// a phone, as the user's group is wont to.
+    pub devices: Option<u32>,
+    /// Expected spells of `ONLINE_WITH_ISSUES` per connector and day (a few minutes each).
+    pub connector_issues_per_day: f64,
+    /// Expected spells per connector and day in which it drops `OFFLINE` on its own (minutes to
+    /// an hour each), besides the outages of its region.
+    pub connector_outages_per_day: f64,
 }
 
 impl Default for SimConfig {
@@ -225,6 +250,10 @@ impl Default for SimConfig {
             outages_per_day: 0.5,
             always_on_boost: 1.0,
             steady: None,
+            connectors: CATALOG_CONNECTORS,
+            devices: None,
+            connector_issues_per_day: 0.5,
+            connector_outages_per_day: 0.02,
         }
     }
 }
@@ -235,7 +264,8 @@ impl SimConfig {
     /// lets an exporter poll every 15 s. Three times the usual share of always-connected devices
     /// keeps sessions starting and ending even on a weekend night: sampled hourly through a week,
     /// every 50-second span after a start holds at least one session end, so a demo shows ends,
-    /// durations and traffic within its first minute at any hour.
+    /// durations and traffic within its first minute at any hour. Connectors are troubled far
+    /// more often than usual, so that at most moments one or two of them are not `ONLINE`.
     pub fn demo() -> Self {
         Self {
             users: 5000,
@@ -246,6 +276,8 @@ impl SimConfig {
                 replenish_time: Duration::from_secs(2),
             }),
             outages_per_day: 4.0,
+            connector_issues_per_day: 6.0,
+            connector_outages_per_day: 0.5,
             ..Self::default()
         }
     }
@@ -303,6 +335,29 @@ impl SimConfig {
                 return Err(SimConfigError::SteadyChangesPerMinute(rate));
             }
         }
+        if !(CATALOG_CONNECTORS..=MAX_CONNECTORS).contains(&self.connectors) {
+            return Err(SimConfigError::Connectors(self.connectors));
+        }
+        if let Some(devices) = self.devices {
+            let most = u64::from(self.users) * u64::from(MAX_DEVICES_PER_USER);
+            if devices < self.users || u64::from(devices) > most {
+                return Err(SimConfigError::Devices {
+                    devices,
+                    users: self.users,
+                });
+            }
+        }
+        let spells = 0.0..=MAX_CONNECTOR_SPELLS_PER_DAY;
+        if !spells.contains(&self.connector_issues_per_day) {
+            return Err(SimConfigError::ConnectorIssues(
+                self.connector_issues_per_day,
+            ));
+        }
+        if !spells.contains(&self.connector_outages_per_day) {
+            return Err(SimConfigError::ConnectorOutages(
+                self.connector_outages_per_day,
+            ));
+        }
         self.faults.validate().map_err(SimConfigError::Faults)
     }
 }
@@ -345,6 +400,29 @@ pub enum SimConfigError {
     /// [`MAX_STEADY_CHANGES_PER_MINUTE`].
     #[error("must be a number from 0 to {MAX_STEADY_CHANGES_PER_MINUTE}, not {0}")]
     SteadyChangesPerMinute(f64),
+    /// [`SimConfig::connectors`] is below [`CATALOG_CONNECTORS`] or above [`MAX_CONNECTORS`].
+    #[error("must be between {CATALOG_CONNECTORS} and {MAX_CONNECTORS}, not {0}")]
+    Connectors(u32),
+    /// [`SimConfig::devices`] is fewer than one a user or more than [`MAX_DEVICES_PER_USER`]
+    /// a user.
+    #[error(
+        "must be at least one a user and at most {MAX_DEVICES_PER_USER} a user \
+         ({users} users), not {devices}"
+    )]
+    Devices {
+        /// The devices asked for.
+        devices: u32,
+        /// The users they are for.
+        users: u32,
+    },
+    /// [`SimConfig::connector_issues_per_day`] is negative, not a number or above
+    /// [`MAX_CONNECTOR_SPELLS_PER_DAY`].
+    #[error("must be a number from 0 to {MAX_CONNECTOR_SPELLS_PER_DAY}, not {0}")]
+    ConnectorIssues(f64),
+    /// [`SimConfig::connector_outages_per_day`] is negative, not a number or above
+    /// [`MAX_CONNECTOR_SPELLS_PER_DAY`].
+    #[error("must be a number from 0 to {MAX_CONNECTOR_SPELLS_PER_DAY}, not {0}")]
+    ConnectorOutages(f64),
     /// A fault rate is not a probability.
     #[error("must be a probability between 0 and 1, not {}", match .0 {
         FaultsError::NotAProbability { value, .. } => value,
@@ -391,6 +469,30 @@ mod tests {
             })),
             SimConfigError::SteadyActive(0)
         );
+        assert_eq!(
+            bad(|c| c.connectors = CATALOG_CONNECTORS - 1),
+            SimConfigError::Connectors(CATALOG_CONNECTORS - 1)
+        );
+        assert_eq!(
+            bad(|c| c.devices = Some(499)),
+            SimConfigError::Devices {
+                devices: 499,
+                users: 500
+            }
+        );
+        assert_eq!(
+            bad(|c| c.devices = Some(5_001)).to_string(),
+            "must be at least one a user and at most 10 a user (500 users), not 5001"
+        );
+        assert!(matches!(
+            bad(|c| c.connector_issues_per_day = f64::NAN),
+            SimConfigError::ConnectorIssues(_)
+        ));
+        let mut reference = SimConfig::steady(2_000, 10.0);
+        reference.users = 2_000;
+        reference.devices = Some(5_000);
+        reference.connectors = 50;
+        assert_eq!(reference.validate(), Ok(()), "the reference tenant");
         let error = bad(|c| c.faults.rate_5xx = 2.0);
         assert_eq!(
             error.to_string(),

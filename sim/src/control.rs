@@ -8,26 +8,32 @@
 //! | `GET /_sim/churn`, `PUT /_sim/churn` | `{"on": false}` freezes the world, `{"on": true}` resumes it |
 //! | `GET /_sim/stats` | answers per path and status, malformed requests, 429s |
 //! | `GET /_sim/requests` | the last requests answered (secrets redacted) |
-//! | `GET /_sim/truth/summary` | active sessions per region and in total, ended ones per status |
+//! | `GET /_sim/truth/summary` | active sessions per region and in total, ended ones per status, connectors per state, users per status, devices online and offline |
+//! | `GET /_sim/connectors` | every connector: id, name, kind, network or host, region, state, whether pinned |
+//! | `PUT /_sim/connectors/{id}` | `{"connection_status": "OFFLINE"}` pins its state (`ONLINE`, `OFFLINE`, `ONLINE_WITH_ISSUES`) until `{"connection_status": null}` clears it; 404 for an unknown id |
+//! | `POST /_sim/users` | `{"group": "Sales"}` adds an active member of that group with one device, who never connects; answers 201 `{"id": ...}` |
+//! | `DELETE /_sim/users/{id}` | removes the user (its active sessions end); 204, or 404 for an unknown id |
 //!
 //! ```text
 //! curl -X PUT -d '{"rate_5xx": 0.2, "rate_slow": 0.1, "slow_delay": 3}' localhost:8080/_sim/faults
 //! curl -X PUT -d '{"on": false}' localhost:8080/_sim/churn
 //! curl localhost:8080/_sim/truth/summary
+//! curl -X PUT -d '{"connection_status": "OFFLINE"}' localhost:8080/_sim/connectors/$ID
+//! curl -X POST -d '{"group": "Sales"}' localhost:8080/_sim/users
 //! ```
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Faults, FaultsError, Simulator};
+use super::{ConnectorStatus, ControlError, Faults, FaultsError, Simulator};
 
 /// Why a control request's body is refused (a 400 whose `error` is this message).
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +47,9 @@ enum BodyError {
     /// A fault rate is not a probability.
     #[error(transparent)]
     Faults(#[from] FaultsError),
+    /// A change the simulator refuses (an unknown user group).
+    #[error(transparent)]
+    Control(#[from] ControlError),
 }
 
 /// The control routes.
@@ -51,6 +60,10 @@ pub(crate) fn routes() -> Router<Simulator> {
         .route("/_sim/stats", get(stats))
         .route("/_sim/requests", get(requests))
         .route("/_sim/truth/summary", get(summary))
+        .route("/_sim/connectors", get(connectors))
+        .route("/_sim/connectors/{id}", axum::routing::put(put_connector))
+        .route("/_sim/users", axum::routing::post(post_user))
+        .route("/_sim/users/{id}", axum::routing::delete(delete_user))
 }
 
 /// [`Faults`] as JSON: durations in seconds; omitted fields take their default (no fault).
@@ -197,6 +210,123 @@ async fn summary(State(sim): State<Simulator>) -> Response {
         "active_total": summary.active_total,
         "active_by_region": summary.active_by_region,
         "ended_by_status": summary.ended_by_status,
+        "connectors_by_status": summary.connectors_by_status,
+        "users_by_status": summary.users_by_status,
+        "devices_by_connection_status": summary.devices_by_connection_status,
     }))
     .into_response()
+}
+
+fn not_found(error: ControlError) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({ "error": error.to_string() })),
+    )
+        .into_response()
+}
+
+async fn connectors(State(sim): State<Simulator>) -> Response {
+    let list: Vec<_> = sim
+        .connectors()
+        .into_iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "name": c.name,
+                "kind": c.kind.as_str(),
+                "parent_id": c.parent_id,
+                "parent_name": c.parent_name,
+                "vpn_region": c.vpn_region,
+                "connection_status": c.status,
+                "pinned": c.pinned,
+            })
+        })
+        .collect();
+    axum::Json(list).into_response()
+}
+
+/// Deserializes a field that must be present, `null` or not: a missing field stays `None`, a
+/// `null` one becomes `Some(None)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectorBody {
+    /// A state to pin, or `null` to follow the schedule again; required.
+    #[serde(default, deserialize_with = "present")]
+    connection_status: Option<Option<ConnectorStatus>>,
+}
+
+/// `{"connection_status": "OFFLINE"}` pins a connector's state; `null` clears it.
+async fn put_connector(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let status = match serde_json::from_slice::<ConnectorBody>(&body) {
+        Ok(ConnectorBody {
+            connection_status: Some(status),
+        }) => status,
+        Ok(ConnectorBody {
+            connection_status: None,
+        }) => {
+            return bad_request(BodyError::Json(serde::de::Error::missing_field(
+                "connection_status",
+            )));
+        }
+        Err(e) => return bad_request(e.into()),
+    };
+    match sim.set_connector_status(&id, status) {
+        Ok(()) => {
+            tracing::info!(connector = %id, status = ?status, "connector state pinned");
+            let now = sim.connectors().into_iter().find(|c| c.id == id);
+            axum::Json(json!({
+                "id": id,
+                "connection_status": now.as_ref().map(|c| c.status),
+                "pinned": now.is_some_and(|c| c.pinned),
+            }))
+            .into_response()
+        }
+        Err(e) => not_found(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    group: String,
+}
+
+/// `{"group": "Sales"}` adds a user to that group; 201 with its id.
+async fn post_user(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let added = serde_json::from_slice::<UserBody>(&body)
+        .map_err(BodyError::from)
+        .and_then(|b| sim.add_user(&b.group).map_err(BodyError::from));
+    match added {
+        Ok(id) => {
+            tracing::info!(user = %id, "user added");
+            (StatusCode::CREATED, axum::Json(json!({ "id": id }))).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
+/// Removes a user: 204, or 404 if there is none with that id.
+async fn delete_user(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    if sim.remove_user(&id) {
+        tracing::info!(user = %id, "user removed");
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({ "error": format!("no user has id {id:?}") })),
+        )
+            .into_response()
+    }
 }

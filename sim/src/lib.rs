@@ -10,12 +10,16 @@
 //! # Layout
 //! - `config`: [`SimConfig`] and its knobs ([`RateLimit`], [`Steady`], [`Faults`]), with the
 //!   range checks of each.
-//! - `catalog`: the company's fixed facts (offices, regions, groups, networks, reasons).
+//! - `catalog`: the company's fixed facts (offices, regions, groups, networks, accounts,
+//!   reasons).
 //! - `sampling`: seeded random streams and the distributions the world draws from.
-//! - `world`: the company, its sessions and their life; deterministic for a seed.
+//! - `world`: the company (users, accounts, devices), its networks, hosts and connectors with
+//!   their states, its sessions and their life; deterministic for a seed.
 //! - `cursor`, `limit`: paging cursors and the rate-limit token bucket.
-//! - `api`: the HTTP API (`/api/v1`, `/api/beta`), its validation, rate limit and faults.
-//! - `control`: `/_sim/...` endpoints that let scripts steer the simulator.
+//! - `api`: the HTTP API (tokens and sessions on `/api/v1` and `/api/beta`, the inventory on
+//!   `/api/v1`), its validation, paging, rate limit and faults.
+//! - `control`: `/_sim/...` endpoints that let scripts steer the simulator (faults, churn,
+//!   connector states, users).
 //! - `truth`: what tests read: the world's ground truth and the API's statistics.
 //!
 //! The shared state sits behind one `std::sync::Mutex`: every request holds it only for a short
@@ -38,10 +42,26 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 
 pub use config::{
-    ClientSecret, FaultRate, Faults, FaultsError, MAX_SPEED, MAX_STEADY_ACTIVE,
+    CATALOG_CONNECTORS, ClientSecret, FaultRate, Faults, FaultsError, MAX_CONNECTOR_SPELLS_PER_DAY,
+    MAX_CONNECTORS, MAX_DEVICES_PER_USER, MAX_SPEED, MAX_STEADY_ACTIVE,
     MAX_STEADY_CHANGES_PER_MINUTE, RateLimit, SimConfig, SimConfigError, Steady,
 };
-pub use truth::{REQUEST_LOG_CAPACITY, RequestRecord, SimStats, TruthSession, TruthSummary};
+pub use truth::{
+    DeviceKey, REQUEST_LOG_CAPACITY, RequestRecord, SimStats, TruthConnector, TruthDevice,
+    TruthRegion, TruthSession, TruthSummary, TruthUser, UserKey,
+};
+pub use world::{ConnectorKind, ConnectorStatus};
+
+/// Why a change asked of a running simulator cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// No connector has this id.
+    #[error("no connector has id {0:?}")]
+    UnknownConnector(String),
+    /// No user group has this name.
+    #[error("no user group is named {0:?}")]
+    UnknownGroup(String),
+}
 
 /// The simulator's clock: the server clock runs `speed` times real time from its start.
 ///
@@ -117,6 +137,10 @@ impl Simulator {
                 outages_per_day: config.outages_per_day,
                 always_on_boost: config.always_on_boost,
                 steady: config.steady,
+                connectors: config.connectors,
+                devices: config.devices,
+                connector_issues: config.connector_issues_per_day,
+                connector_outages: config.connector_outages_per_day,
             },
             server_start,
         );
@@ -215,9 +239,29 @@ impl Simulator {
         let mut state = self.state();
         let now = state.advance();
         let summary = state.world.summary();
+        let users = state.world.truth_users();
+        let mut users_by_status = BTreeMap::new();
+        let mut devices_by_connection_status =
+            BTreeMap::from([("OFFLINE".to_owned(), 0), ("ONLINE".to_owned(), 0)]);
+        for user in &users {
+            *users_by_status.entry(user.status.clone()).or_default() += 1;
+            for device in &user.devices {
+                *devices_by_connection_status
+                    .entry(device.connection_status.clone())
+                    .or_default() += 1;
+            }
+        }
         TruthSummary {
             now: millis_to_time(now),
             active_total: summary.active_total,
+            connectors_by_status: state
+                .world
+                .connectors_by_status()
+                .into_iter()
+                .map(|(status, n)| (status.as_str().to_owned(), n))
+                .collect(),
+            users_by_status,
+            devices_by_connection_status,
             active_by_region: summary
                 .active_by_region
                 .into_iter()
@@ -229,6 +273,71 @@ impl Simulator {
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
         }
+    }
+
+    /// Every connector as it is now: the catalog's network connectors, its host connectors,
+    /// then those of generated sites.
+    pub fn connectors(&self) -> Vec<TruthConnector> {
+        let mut state = self.state();
+        state.advance();
+        state.world.truth_connectors()
+    }
+
+    /// Pins the `connectionStatus` of the connector with `id` until it is cleared with `None`,
+    /// after which it follows the world's schedule again.
+    pub fn set_connector_status(
+        &self,
+        id: &str,
+        status: Option<ConnectorStatus>,
+    ) -> Result<(), ControlError> {
+        let mut state = self.state();
+        state.advance();
+        if state.world.pin_connector(id, status) {
+            Ok(())
+        } else {
+            Err(ControlError::UnknownConnector(id.to_owned()))
+        }
+    }
+
+    /// Adds an active member of the group named `group`, with a local account and one laptop,
+    /// who never connects; returns the new user's id.
+    pub fn add_user(&self, group: &str) -> Result<String, ControlError> {
+        let Some(g) = catalog::GROUPS.iter().position(|g| g.name == group) else {
+            return Err(ControlError::UnknownGroup(group.to_owned()));
+        };
+        let mut state = self.state();
+        state.advance();
+        Ok(state.world.add_user(g))
+    }
+
+    /// Removes the user with `id`: it is no longer listed, its active sessions end now and it
+    /// never connects again. False if there is no such user.
+    pub fn remove_user(&self, id: &str) -> bool {
+        let mut state = self.state();
+        state.advance();
+        state.world.remove_user(id)
+    }
+
+    /// Every user (removed ones aside) with their devices, as they are now.
+    pub fn users_truth(&self) -> Vec<TruthUser> {
+        let mut state = self.state();
+        state.advance();
+        state.world.truth_users()
+    }
+
+    /// Users now, counted by group, status, role, authentication and connection status.
+    pub fn user_counts(&self) -> BTreeMap<UserKey, u64> {
+        truth::count_users(&self.users_truth())
+    }
+
+    /// Devices now, counted by connection status and OS.
+    pub fn device_counts(&self) -> BTreeMap<DeviceKey, u64> {
+        truth::count_devices(&self.users_truth())
+    }
+
+    /// The VPN regions.
+    pub fn regions(&self) -> Vec<TruthRegion> {
+        world::truth_regions()
     }
 
     /// What the API has answered so far.

@@ -21,6 +21,16 @@ pub(crate) mod tag {
     pub(crate) const SESSION_ID: u64 = 6;
     /// A steady world's population and changes.
     pub(crate) const STEADY: u64 = 7;
+    /// A user's account: status, role, authentication.
+    pub(crate) const ACCOUNT: u64 = 8;
+    /// Devices added or removed to reach a configured total.
+    pub(crate) const DEVICES: u64 = 9;
+    /// Ids of the tenant's objects beyond the company's own draws, and generated sites.
+    pub(crate) const INVENTORY: u64 = 10;
+    /// A connector's spells of trouble on a day.
+    pub(crate) const CONNECTOR_STATE: u64 = 11;
+    /// Users added while the simulator runs.
+    pub(crate) const ADDED_USER: u64 = 12;
 }
 
 /// SplitMix64 finaliser: a fast, well-mixed 64-bit hash step.

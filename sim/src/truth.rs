@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use crate::{ConnectorKind, ConnectorStatus};
+
 /// Per-session ground truth, for tests that compare the exporter's metrics with the world.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TruthSession {
@@ -57,6 +59,135 @@ pub struct TruthSummary {
     pub active_by_region: BTreeMap<String, u64>,
     /// Ended sessions held by the world, per status (`COMPLETED`, `FAILED`).
     pub ended_by_status: BTreeMap<String, u64>,
+    /// Connectors per `connectionStatus` (every state, 0 included).
+    pub connectors_by_status: BTreeMap<String, u64>,
+    /// Users per `status` (statuses without users are absent).
+    pub users_by_status: BTreeMap<String, u64>,
+    /// Devices per `connectionStatus` (`ONLINE`, `OFFLINE`; 0 included).
+    pub devices_by_connection_status: BTreeMap<String, u64>,
+}
+
+/// A connector as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TruthConnector {
+    /// Connector id.
+    pub id: String,
+    /// Connector name.
+    pub name: String,
+    /// A network or a host connector.
+    pub kind: ConnectorKind,
+    /// Id of its network or host (`networkItemId`).
+    pub parent_id: String,
+    /// Name of its network or host.
+    pub parent_name: String,
+    /// `vpnRegionId`.
+    pub vpn_region: String,
+    /// `connectionStatus` now.
+    pub status: ConnectorStatus,
+    /// Whether the state is pinned (see `Simulator::set_connector_status`).
+    pub pinned: bool,
+}
+
+/// A user as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TruthUser {
+    /// User id.
+    pub id: String,
+    /// `username`.
+    pub user_name: String,
+    /// Name of the user's group (`groupId` resolved).
+    pub group: String,
+    /// `status`: `ACTIVE`, `INVITED`, `SUSPENDED` or `SUSPENDED_IDP`.
+    pub status: String,
+    /// `role`: `OWNER`, `ADMIN` or `MEMBER`.
+    pub role: String,
+    /// `authType`: `INTERNAL`, `SAML`, `LDAP`, ...
+    pub auth_type: String,
+    /// `connectionStatus`: `ONLINE` while one of the user's devices is, else `OFFLINE`.
+    pub connection_status: String,
+    /// The user's devices.
+    pub devices: Vec<TruthDevice>,
+}
+
+/// A device as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TruthDevice {
+    /// Device id.
+    pub id: String,
+    /// Device name.
+    pub name: String,
+    /// `platform.os` (the `osType` of its sessions).
+    pub os: String,
+    /// `connectionStatus`: `ONLINE` while it has an active session, else `OFFLINE`.
+    pub connection_status: String,
+}
+
+/// A VPN region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TruthRegion {
+    /// Region id (the sessions' `region`, the connectors' `vpnRegionId`).
+    pub id: String,
+    /// `regionName`.
+    pub name: String,
+    /// `country`.
+    pub country: String,
+    /// `countryIso`.
+    pub country_iso: String,
+    /// `continent`.
+    pub continent: String,
+}
+
+/// What users are counted by: the labels of a users gauge.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserKey {
+    /// Group name.
+    pub group: String,
+    /// `status`.
+    pub status: String,
+    /// `role`.
+    pub role: String,
+    /// `authType`.
+    pub auth_type: String,
+    /// `connectionStatus`.
+    pub connection_status: String,
+}
+
+/// What devices are counted by: the labels of a devices gauge.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeviceKey {
+    /// `connectionStatus`.
+    pub connection_status: String,
+    /// `platform.os`.
+    pub os: String,
+}
+
+/// Users counted by [`UserKey`].
+pub(crate) fn count_users(users: &[TruthUser]) -> BTreeMap<UserKey, u64> {
+    let mut counts = BTreeMap::new();
+    for user in users {
+        let key = UserKey {
+            group: user.group.clone(),
+            status: user.status.clone(),
+            role: user.role.clone(),
+            auth_type: user.auth_type.clone(),
+            connection_status: user.connection_status.clone(),
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+}
+
+/// Devices counted by [`DeviceKey`].
+pub(crate) fn count_devices(users: &[TruthUser]) -> BTreeMap<DeviceKey, u64> {
+    let mut counts = BTreeMap::new();
+    for device in users.iter().flat_map(|u| &u.devices) {
+        let key = DeviceKey {
+            connection_status: device.connection_status.clone(),
+            os: device.os.clone(),
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
 }
 
 /// Counts of what the simulated API answered.

@@ -565,8 +565,14 @@ mod tests {
         };
         assert_eq!(low_priority_reserve(Some(budget(Some(20)))), 5);
         assert_eq!(low_priority_reserve(Some(budget(Some(50)))), 13);
-        assert_eq!(low_priority_reserve(Some(budget(Some(3)))), MIN_LOW_PRIORITY_RESERVE);
-        assert_eq!(low_priority_reserve(Some(budget(None))), MIN_LOW_PRIORITY_RESERVE);
+        assert_eq!(
+            low_priority_reserve(Some(budget(Some(3)))),
+            MIN_LOW_PRIORITY_RESERVE
+        );
+        assert_eq!(
+            low_priority_reserve(Some(budget(None))),
+            MIN_LOW_PRIORITY_RESERVE
+        );
         assert_eq!(low_priority_reserve(None), MIN_LOW_PRIORITY_RESERVE);
     }
 

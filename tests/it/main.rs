@@ -8,6 +8,7 @@ mod helpers;
 mod collectors;
 mod convergence;
 mod failures;
+mod inventory;
 mod process;
 mod properties;
 mod web;

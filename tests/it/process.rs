@@ -248,19 +248,29 @@ fn debug_output_of_the_configuration_hides_the_secret() {
     );
 }
 
-/// `--demo` needs no credentials, becomes ready, and SIGINT stops it with status 0.
+/// `--demo` needs no credentials, becomes ready with every collector up and their metrics shown,
+/// and SIGINT stops it with status 0.
 #[tokio::test]
 async fn demo_mode_serves_and_sigint_stops_cleanly() {
     let running = Running::spawn(&["--demo"]);
     let metrics = running
-        .scrape_until("demo metrics", |m| {
-            m.sum("cloudconnexa_collector_up", &[("collector", "sessions")]) == 1.0
-        })
+        .scrape_until("demo metrics", |m| m.value("cloudconnexa_up") == Some(1.0))
         .await;
     let regions = metrics.sum_by("cloudconnexa_sessions_active", "vpn_region");
     assert!(
         regions.len() >= 3,
         "active sessions in at least three regions: {regions:?}"
     );
+    for family in [
+        "cloudconnexa_connector_status",
+        "cloudconnexa_users",
+        "cloudconnexa_devices",
+        "cloudconnexa_vpn_region_info",
+    ] {
+        assert!(
+            metrics.select(family, &[]).count() > 0,
+            "the demo shows {family}"
+        );
+    }
     running.stop_with("-INT").await;
 }

@@ -11,7 +11,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use rand::Rng;
 use serde_json::json;
 
-use super::faults::{Prepared, Roll};
+use super::faults::{Endpoint, Prepared, Roll};
 use super::problems::{Problems, bad_query};
 use super::{Version, first, form_pairs, json_value, not_found_at, query_pairs};
 use crate::{Grant, Simulator, State as SimState};
@@ -134,7 +134,7 @@ impl SimState {
                 return Prepared::now(problems.into_response());
             }
         }
-        let roll = Roll::draw(&self.config.faults, false);
+        let roll = Roll::draw(&self.config.faults, Endpoint::Token);
         if let Some(response) = roll.failure_response() {
             return Prepared {
                 response,

@@ -1,5 +1,6 @@
 //! Injected faults, drawn per request: failures (5xx, 429, spurious 401), slow answers,
-//! truncated bodies and repeated sessions, and the answers that carry them.
+//! truncated bodies and repeated sessions, and the answers that carry them. (Revoked
+//! credentials and endless cursors are not drawn: they hold for every request while set.)
 
 use std::time::Duration;
 
@@ -50,18 +51,29 @@ enum Failure {
     Unauthorized,
 }
 
+/// Which endpoint a request is for, as far as faults care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    /// The token endpoint: its 401s are about credentials, so it has no spurious ones.
+    Token,
+    /// The sessions endpoint: every fault, repeated sessions included.
+    Sessions,
+    /// An inventory endpoint: every fault but repeated sessions, which belong to cursor pages.
+    Inventory,
+}
+
 impl Roll {
-    /// Draws the faults for a request to the token endpoint (`sessions` false) or the sessions
-    /// endpoint. Fault draws use the thread's generator: they need not be reproducible, and
-    /// they must not disturb the world's streams.
-    pub(super) fn draw(faults: &Faults, sessions: bool) -> Roll {
+    /// Draws the faults for a request to `endpoint`. Fault draws use the thread's generator:
+    /// they need not be reproducible, and they must not disturb the world's streams.
+    pub(super) fn draw(faults: &Faults, endpoint: Endpoint) -> Roll {
+        let sessions = endpoint == Endpoint::Sessions;
         let mut rng = rand::rng();
         let mut hit = |p: f64| p.is_finite() && p > 0.0 && rng.random::<f64>() < p;
         let failure = if hit(faults.rate_5xx) {
             Some(Failure::ServerError)
         } else if hit(faults.rate_429) {
             Some(Failure::TooManyRequests)
-        } else if sessions && hit(faults.rate_spurious_401) {
+        } else if endpoint != Endpoint::Token && hit(faults.rate_spurious_401) {
             Some(Failure::Unauthorized)
         } else {
             None

@@ -1,5 +1,6 @@
-//! The simulated API: `POST /api/{v1,beta}/oauth/token` and `GET /api/{v1,beta}/sessions`,
-//! answered the way the real service answers (see the OpenAPI spec and the vendor's notes).
+//! The simulated API: `POST /api/{v1,beta}/oauth/token`, `GET /api/{v1,beta}/sessions` and the
+//! v1 inventory (networks, hosts, connectors, users, user groups, devices, regions), answered
+//! the way the real service answers (see the OpenAPI spec and the vendor's notes).
 //!
 //! Every request first passes the rate limit (a gateway sits in front of the service), then is
 //! authenticated, then validated; injected faults apply only to requests that got that far, so a
@@ -12,9 +13,11 @@
 //! - `faults`: injected faults drawn per request, and answers that wait before they go.
 //! - `problems`: the spec's `ErrorResponse` for requests the API refuses.
 //! - `sessions`: the sessions endpoint: its parameters, windows, cursors and pages.
+//! - `inventory`: the inventory endpoints and their `page`/`size` pages.
 
 mod auth;
 mod faults;
+mod inventory;
 mod problems;
 mod sessions;
 
@@ -26,8 +29,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use self::auth::{Authorization, authorization};
-use self::problems::Refusal;
+use self::auth::{Authorization, authorization, invalid_token};
+use self::faults::Prepared;
+use self::problems::{Problems, Refusal, bad_query};
 use super::limit::TokenBucket;
 use super::world::iso_millis;
 use super::{RequestRecord, Simulator, State as SimState, control, millis_to_time};
@@ -35,7 +39,8 @@ use super::{RequestRecord, Simulator, State as SimState, control, millis_to_time
 /// Most distinct paths counted separately in the statistics; others are counted as `(other)`.
 const MAX_COUNTED_PATHS: usize = 256;
 
-/// The API versions served, which differ only in their history window.
+/// The API versions served: they differ in their history window, and only v1 has the
+/// inventory endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Version {
     V1,
@@ -65,6 +70,7 @@ pub(crate) fn router(sim: Simulator) -> Router {
     Router::new()
         .route("/api/{version}/oauth/token", post(auth::token))
         .route("/api/{version}/sessions", get(sessions::sessions))
+        .merge(inventory::routes())
         .merge(control::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(sim.clone(), gate))
@@ -187,6 +193,48 @@ impl SimState {
     }
 }
 
+/// A request for data that passed the steps every such request takes first.
+struct Opened {
+    /// The server clock, the world advanced to it.
+    now: i64,
+    version: Version,
+    pairs: Pairs,
+}
+
+impl SimState {
+    /// The steps every request for data takes before its own: the world advances to now; an
+    /// unknown version (or, with `v1_only`, any but v1) is a 404, a missing or bad token a 401,
+    /// and a query that cannot be decoded a 400. On failure, the answer to give instead (boxed:
+    /// a response is large, and failing is the rare way).
+    fn open(
+        &mut self,
+        version: &str,
+        v1_only: bool,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<Opened, Box<Prepared>> {
+        let now = self.advance();
+        let version = match Version::parse(version) {
+            Some(Version::Beta) if v1_only => None,
+            known => known,
+        };
+        let Some(version) = version else {
+            return Err(Box::new(Prepared::now(not_found_at(now, uri.path()))));
+        };
+        if let Err(description) = self.authenticate(headers) {
+            return Err(Box::new(Prepared::now(invalid_token(description))));
+        }
+        match query_pairs(uri) {
+            Ok(pairs) => Ok(Opened {
+                now,
+                version,
+                pairs,
+            }),
+            Err(e) => Err(Box::new(Prepared::now(bad_query(e)))),
+        }
+    }
+}
+
 /// Sets the `Date` header from the server's clock (the HTTP server would use the real one).
 pub(crate) fn stamp_date(response: &mut Response, now: i64) {
     let text = millis_to_time(now)
@@ -262,6 +310,41 @@ fn form_pairs(headers: &HeaderMap, body: &[u8]) -> Result<Pairs, String> {
         .parse()
         .map_err(|e: axum::http::uri::InvalidUri| e.to_string())?;
     query_pairs(&uri)
+}
+
+/// The integer parameter `name`, if given, within `min..=max`; a problem is added for one that
+/// is not an integer or out of range.
+fn bounded(
+    pairs: &[(String, String)],
+    name: &str,
+    min: i64,
+    max: i64,
+    problems: &mut Problems,
+) -> Result<Option<i64>, ()> {
+    let Some(text) = first(pairs, name) else {
+        return Ok(None);
+    };
+    match text.trim().parse::<i64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        Ok(n) => {
+            problems.add(
+                name,
+                "OUT_OF_RANGE",
+                format!("{name} must be between {min} and {max}, got {n}"),
+                json!({"limits": {"min": min, "max": max}}),
+            );
+            Err(())
+        }
+        Err(_) => {
+            problems.add(
+                name,
+                "INVALID_FORMAT",
+                format!("{name} must be an integer"),
+                json!({"rejected": {"value": text}}),
+            );
+            Err(())
+        }
+    }
 }
 
 /// The first value of `name`, if present and not empty (an empty value counts as absent, as

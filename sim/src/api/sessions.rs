@@ -8,10 +8,9 @@ use rand::Rng;
 use serde::Serialize;
 use serde_json::json;
 
-use super::auth::invalid_token;
-use super::faults::{Prepared, Roll, server_error};
-use super::problems::{Problems, bad_query};
-use super::{Version, first, not_found_at, query_pairs};
+use super::faults::{Endpoint, Prepared, Roll, server_error};
+use super::problems::Problems;
+use super::{Opened, Version, bounded, first};
 use crate::cursor::{self, Cursor};
 use crate::world::{DAY, ListKey, Listing, SessionRecord, Status, iso_millis};
 use crate::{Simulator, State as SimState};
@@ -55,8 +54,9 @@ fn parse_listing(
     cursor_key: u64,
 ) -> Result<ListingRequest, Problems> {
     let mut problems = Problems::default();
-    let size = match first(pairs, "size") {
-        None => {
+    let size = match bounded(pairs, "size", 1, 100, &mut problems) {
+        Ok(Some(n)) => Some(n as usize),
+        Ok(None) => {
             problems.add(
                 "size",
                 "REQUIRED",
@@ -65,27 +65,7 @@ fn parse_listing(
             );
             None
         }
-        Some(text) => match text.trim().parse::<i64>() {
-            Ok(n) if (1..=100).contains(&n) => Some(n as usize),
-            Ok(n) => {
-                problems.add(
-                    "size",
-                    "OUT_OF_RANGE",
-                    format!("size must be between 1 and 100, got {n}"),
-                    json!({"limits": {"min": 1, "max": 100}}),
-                );
-                None
-            }
-            Err(_) => {
-                problems.add(
-                    "size",
-                    "INVALID_FORMAT",
-                    "size must be an integer".into(),
-                    json!({"rejected": {"value": text}}),
-                );
-                None
-            }
-        },
+        Err(()) => None,
     };
     let instant = |name: &str, problems: &mut Problems| match first(pairs, name) {
         None => Ok(None),
@@ -202,22 +182,19 @@ struct Page<'a> {
 
 impl SimState {
     fn answer_sessions(&mut self, version: &str, headers: &HeaderMap, uri: &Uri) -> Prepared {
-        let now = self.advance();
-        let Some(version) = Version::parse(version) else {
-            return Prepared::now(not_found_at(now, uri.path()));
-        };
-        if let Err(description) = self.authenticate(headers) {
-            return Prepared::now(invalid_token(description));
-        }
-        let pairs = match query_pairs(uri) {
-            Ok(pairs) => pairs,
-            Err(e) => return Prepared::now(bad_query(e)),
+        let Opened {
+            now,
+            version,
+            pairs,
+        } = match self.open(version, false, headers, uri) {
+            Ok(opened) => opened,
+            Err(refusal) => return *refusal,
         };
         let request = match parse_listing(&pairs, version, now, self.cursor_key) {
             Ok(request) => request,
             Err(problems) => return Prepared::now(problems.into_response()),
         };
-        let roll = Roll::draw(&self.config.faults, true);
+        let roll = Roll::draw(&self.config.faults, Endpoint::Sessions);
         if let Some(response) = roll.failure_response() {
             return Prepared {
                 response,
@@ -280,7 +257,7 @@ fn duplicate(keys: &mut Vec<ListKey>) -> ListKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Pairs;
+    use crate::api::{Pairs, query_pairs};
 
     fn pairs(query: &str) -> Pairs {
         query_pairs(&format!("/x?{query}").parse::<Uri>().expect("uri")).expect("pairs")

@@ -4,6 +4,8 @@
 use rand::Rng;
 use rand::rngs::SmallRng;
 
+use super::accounts::{Account, AccountStatus};
+use super::inventory::CatalogIds;
 use super::{DAY, HOUR, MINUTE, SECOND, Session, World, local_midnight};
 use crate::catalog::{
     self, ATTEMPT_FAILURES, ATTEMPT_TIMEOUT, CLIENT_EXIT, DEVICE_NOT_ALLOWED, GROUPS, IDLE_TIMEOUT,
@@ -19,6 +21,26 @@ pub(super) struct Device {
     pub(super) client_uuid: String,
     pub(super) os_type: &'static str,
     pub(super) os_version: &'static str,
+    /// Its number among all the company's devices: its tunnel addresses derive from it.
+    pub(super) serial: u32,
+}
+
+impl Device {
+    /// Its tunnel addresses (`tunnelIpV4`, `tunnelIpV6` of its sessions, `ipV4Address` and
+    /// `ipV6Address` of the device): from the service's default client subnet, stable per
+    /// device.
+    pub(super) fn tunnel_addresses(&self) -> (String, String) {
+        let tunnel = u64::from(self.serial) + 2;
+        (
+            format!(
+                "100.{}.{}.{}",
+                96 + (tunnel >> 16) % 32,
+                (tunnel >> 8) & 0xFF,
+                tunnel & 0xFF
+            ),
+            format!("fd7a:115c:a1e0::{tunnel:x}"),
+        )
+    }
 }
 
 /// A member of the company.
@@ -40,19 +62,34 @@ pub(super) struct User {
     pub(super) day_hours: f64,
     /// Public address when not at the office.
     pub(super) home_ip: [u8; 4],
+    /// Status, role and authentication.
+    pub(super) account: Account,
+    /// Deleted while the simulator runs: no longer listed, never connects again.
+    pub(super) removed: bool,
 }
 
-/// The company: users and the ids of the tenant's objects.
+/// The company: its users, the generated ones first, then those added while the simulator runs.
 pub(super) struct Company {
     pub(super) users: Vec<User>,
+    /// The generated users of each office, whose days are planned.
     pub(super) by_office: Vec<Vec<u32>>,
-    pub(super) network_ids: Vec<String>,
-    pub(super) host_ids: Vec<Vec<String>>,
-    pub(super) connector_ids: Vec<Vec<String>>,
+    /// The generated users who may connect (active ones), for a steady world's sessions.
+    pub(super) connecting: Vec<u32>,
+    /// How many users were added while the simulator runs.
+    pub(super) added: u32,
+    /// The serial number of the next device.
+    pub(super) next_serial: u32,
 }
 
 impl Company {
-    pub(super) fn generate(seed: u64, users: u32, always_on_boost: f64) -> Company {
+    /// The company of `users` users (with `devices` devices in all, if given) and the ids of
+    /// the catalog's networks, hosts and connectors, drawn with it.
+    pub(super) fn generate(
+        seed: u64,
+        users: u32,
+        always_on_boost: f64,
+        devices: Option<u32>,
+    ) -> (Company, CatalogIds) {
         let mut rng = rng_for(&[seed, tag::COMPANY]);
         let network_ids = NETWORKS.iter().map(|_| uuid(&mut rng)).collect();
         let host_ids = NETWORKS
@@ -99,6 +136,7 @@ impl Company {
                 [192, 0, 2, rng.random_range(1..255)]
             };
             by_office[office].push(index);
+            let account = Account::draw(seed, index, group);
             list.push(User {
                 first,
                 last,
@@ -112,18 +150,39 @@ impl Company {
                 start_hour,
                 day_hours,
                 home_ip,
+                account,
+                removed: false,
             });
         }
-        Company {
+        let connecting = (0..users)
+            .filter(|&u| list[u as usize].account.status == AccountStatus::Active)
+            .collect();
+        let mut company = Company {
             users: list,
             by_office,
-            network_ids,
-            host_ids,
-            connector_ids,
+            connecting,
+            added: 0,
+            next_serial: 0,
+        };
+        match devices {
+            Some(total) => company.fit_devices(seed, total),
+            None => company.number_devices(),
         }
+        let ids = CatalogIds {
+            networks: network_ids,
+            hosts: host_ids,
+            connectors: connector_ids,
+        };
+        (company, ids)
     }
 
-    fn device(rng: &mut SmallRng, first: &str, last: &str, os_type: &'static str) -> Device {
+    /// A device of `os_type` for a user so named; numbered later.
+    pub(super) fn device(
+        rng: &mut SmallRng,
+        first: &str,
+        last: &str,
+        os_type: &'static str,
+    ) -> Device {
         let name = match os_type {
             "WINDOWS" => {
                 let short: String = last.chars().take(7).collect();
@@ -142,6 +201,7 @@ impl Company {
             client_uuid: uuid(rng),
             os_type,
             os_version: versions[rng.random_range(0..versions.len())],
+            serial: 0,
         }
     }
 }
@@ -191,6 +251,9 @@ impl World {
     /// One user's sessions on one local day (times on the churn clock).
     fn plan_user_day(&self, u: u32, day: i64, midnight: i64, storm: Option<i64>) -> Vec<Session> {
         let user = &self.company.users[u as usize];
+        if user.account.status != AccountStatus::Active || user.removed {
+            return Vec::new();
+        }
         let habits = &GROUPS[user.group];
         let mut rng = rng_for(&[self.params.seed, tag::USER_DAY, u64::from(u), day as u64]);
         let weekend = is_weekend(day);

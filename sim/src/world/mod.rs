@@ -22,10 +22,16 @@
 //! # Layout
 //! - this module: the world's clocks, its sessions and the event loop that moves them.
 //! - `generate`: the company (users, devices, habits) and the planning of each office's day.
+//! - `accounts`: users' status, role and authentication; device totals; users added and removed.
+//! - `inventory`: networks, hosts, connectors, user groups and regions, and connector states.
 //! - `steady`: the steady mode for benchmarks (a constant population and rate of change).
 //! - `store`: the indexes of sessions, and what the API and the tests read from them.
+//! - `records`: the inventory endpoints' records, in listing order.
 
+mod accounts;
 mod generate;
+mod inventory;
+mod records;
 mod steady;
 mod store;
 
@@ -36,10 +42,13 @@ use rand::Rng;
 use rand::rngs::SmallRng;
 
 use self::generate::Company;
+use self::inventory::Inventory;
+pub use self::inventory::{ConnectorKind, ConnectorStatus};
+pub(crate) use self::records::{region_records, truth_regions};
 use self::steady::{OPEN_ENDED, STEADY_WARM_UP};
 pub(crate) use self::store::{ListKey, Listing, SessionRecord};
 use super::Steady;
-use super::catalog::{ATTEMPT_TIMEOUT, CONNECTION_LOST, OFFICES, REASONS, REGIONS};
+use super::catalog::{ATTEMPT_TIMEOUT, CONNECTION_LOST, GROUPS, OFFICES, REASONS, REGIONS};
 use super::sampling::{rng_for, tag};
 
 /// One second, in the world's unit (milliseconds).
@@ -74,6 +83,14 @@ pub(crate) struct WorldParams {
     pub(crate) always_on_boost: f64,
     /// A steady world instead of the company's working-day rhythm (no outages then).
     pub(crate) steady: Option<Steady>,
+    /// Connectors in all (at least the catalog's).
+    pub(crate) connectors: u32,
+    /// Devices in all, if given.
+    pub(crate) devices: Option<u32>,
+    /// Expected spells of `ONLINE_WITH_ISSUES` per connector and day.
+    pub(crate) connector_issues: f64,
+    /// Expected spells of `OFFLINE` per connector and day, besides region outages.
+    pub(crate) connector_outages: f64,
 }
 
 /// A session's status as the API names it.
@@ -234,6 +251,7 @@ impl Ord for Event {
 pub(crate) struct World {
     params: WorldParams,
     company: Company,
+    inventory: Inventory,
     /// Sessions before this churn time are never created (the world's first moment).
     origin: i64,
     /// The churn clock as of the last advance.
@@ -259,8 +277,16 @@ impl World {
             } else {
                 WARM_UP
             };
+        let (company, ids) = Company::generate(
+            params.seed,
+            params.users,
+            params.always_on_boost,
+            params.devices,
+        );
+        let inventory = Inventory::new(params.seed, ids, params.connectors, GROUPS.len());
         let mut world = World {
-            company: Company::generate(params.seed, params.users, params.always_on_boost),
+            company,
+            inventory,
             params,
             origin,
             churn_now: origin,
@@ -365,6 +391,10 @@ impl World {
     }
 
     fn arrive(&mut self, mut session: Session, at: i64) {
+        // Planned before its user was deleted.
+        if self.is_removed(&session) {
+            return;
+        }
         let seq = session.seq;
         session.start_s = at + self.offset;
         session.updated_s = session.start_s;
@@ -527,6 +557,10 @@ pub(super) mod tests {
             outages_per_day: 0.5,
             always_on_boost: 1.0,
             steady: None,
+            connectors: crate::config::CATALOG_CONNECTORS,
+            devices: None,
+            connector_issues: 0.5,
+            connector_outages: 0.02,
         }
     }
 

@@ -43,13 +43,19 @@ impl World {
         self.schedule_change(0, self.origin);
     }
 
-    /// A session of a random user of the company, starting at `start` and open-ended.
+    /// A session of a random active user of the company, starting at `start` and open-ended.
     fn steady_session(&self, rng: &mut SmallRng, start: i64) -> Session {
-        let users = self.company.users.len().max(1);
-        let user = rng.random_range(0..users);
-        let devices = self.company.users.get(user).map_or(1, |u| u.devices.len());
+        let pool = &self.company.connecting;
+        let pick = rng.random_range(0..pool.len().max(1));
+        // A deleted user is passed over for the next one who is still there (if nobody is, the
+        // session is dropped on arrival).
+        let user = (0..pool.len())
+            .map(|i| pool[(pick + i) % pool.len()])
+            .find(|&u| !self.company.users[u as usize].removed)
+            .unwrap_or(0);
+        let devices = self.company.users[user as usize].devices.len();
         let device = rng.random_range(0..devices.max(1)) as u8;
-        self.dress(rng, user as u32, device, start, OPEN_ENDED, USER_DISCONNECT)
+        self.dress(rng, user, device, start, OPEN_ENDED, USER_DISCONNECT)
     }
 
     /// Schedules change `n` of a steady world, a random gap after `after`: changes come as a

@@ -159,27 +159,31 @@ impl World {
         let user = &self.company.users[s.user as usize];
         let device = &user.devices[usize::from(s.device)];
         let network = &NETWORKS[usize::from(s.network)];
+        let (n, h, c) = (
+            usize::from(s.network),
+            usize::from(s.host),
+            usize::from(s.connector),
+        );
+        let inventory = &self.inventory;
         let (bytes_in, bytes_out) = s.bytes(self.churn_now);
         let reason = s.end_s.map(|_| &REASONS[usize::from(s.reason)]);
-        // Addresses from the service's default client subnet, stable per user and device.
-        let tunnel = u64::from(s.user) * 4 + u64::from(s.device) + 2;
+        let (tunnel_ip_v4, tunnel_ip_v6) = device.tunnel_addresses();
         Some(SessionRecord {
             id: self.session_id(s),
             user_name: &user.user_name,
             user_id: &user.id,
             user_group: GROUPS[user.group].name,
             host_name: network.hosts[usize::from(s.host)],
-            host_id: &self.company.host_ids[usize::from(s.network)][usize::from(s.host)],
+            host_id: &inventory.hosts[inventory.host_index(n, h)].id,
             network_name: network.name,
-            network_id: &self.company.network_ids[usize::from(s.network)],
+            network_id: &inventory.networks[n].id,
             device_name: &device.name,
             device_id: &device.id,
             client_uuid: &device.client_uuid,
             os_type: device.os_type,
             os_version: device.os_version,
             connector_name: network.connectors[usize::from(s.connector)].0,
-            connector_id: &self.company.connector_ids[usize::from(s.network)]
-                [usize::from(s.connector)],
+            connector_id: &inventory.connectors[inventory.connector_index(n, c)].id,
             region: REGIONS[usize::from(s.region)],
             session_start_time: iso_millis(s.start_s),
             status: s.status().as_str(),
@@ -195,13 +199,8 @@ impl World {
                 "{}.{}.{}.{}",
                 s.public_ip[0], s.public_ip[1], s.public_ip[2], s.public_ip[3]
             ),
-            tunnel_ip_v4: format!(
-                "100.{}.{}.{}",
-                96 + (tunnel >> 16) % 32,
-                (tunnel >> 8) & 0xFF,
-                tunnel & 0xFF
-            ),
-            tunnel_ip_v6: format!("fd7a:115c:a1e0::{tunnel:x}"),
+            tunnel_ip_v4,
+            tunnel_ip_v6,
             session_end_time: s.end_s.map(iso_millis),
             session_duration_seconds: s.end_s.map(|end| (end - s.start_s) / 1_000),
         })
