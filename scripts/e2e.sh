@@ -11,10 +11,11 @@
 #   - Prometheus, scraping both exporters every 2s and evaluating the project's alert rules.
 # Then it checks that both targets are up, that `promtool check metrics` finds nothing to say
 # about either exporter's output, that every query of every dashboard panel is valid and that
-# at least 90% of them return data, for each exporter, that every dashboard variable lists
-# values, that every rule evaluates healthy, and finally revokes the credentials in the
-# simulator and waits for CloudConnexaCredentialsRejected to travel exporter -> Prometheus ->
-# Alertmanager -> webhook.
+# at least 90% of each dashboard's queries return data, for each exporter, that every dashboard
+# variable lists values, and that every rule evaluates healthy. Finally it follows two alerts
+# exporter -> Prometheus -> Alertmanager -> webhook: a connector set OFFLINE in the simulator
+# (CloudConnexaConnectorOffline, for that connector) and revoked credentials
+# (CloudConnexaCredentialsRejected).
 #
 # Prometheus and Alertmanager come from Debian's packages, installed when missing.
 # Every process started here is stopped on exit. Closes with `e2e: N passed, M failed` and
@@ -150,9 +151,12 @@ start simulator "$bin" simulate --listen-address "127.0.0.1:$p_sim" --seed 7 --s
     --rate-limit.burst 200 --rate-limit.replenish-rate 100 --rate-limit.replenish-time 1s
 # The exporter starts once the simulator answers, so that its first poll does not have to retry.
 check "simulator answers" wait_http simulator "$sim/_sim/faults" 30
+# Every collector runs every 2s (regions 5s), so that their rates and the connector states
+# move within the test.
 start exporter "$bin" --cloudconnexa.url "$sim" --cloudconnexa.client-id demo \
     --cloudconnexa.client-secret-file "$work/secret" --poll.interval 2s \
-    --web.listen-address "$exporter"
+    --collector.connectors.interval 2s --collector.users.interval 2s \
+    --collector.regions.interval 5s --web.listen-address "$exporter"
 start demo "$bin" --demo --web.listen-address "$demo"
 start alertmanager prometheus-alertmanager --config.file="$work/alertmanager.yml" \
     --storage.path="$work/alertmanager" --web.listen-address="127.0.0.1:$p_am" \
@@ -184,6 +188,15 @@ python3 "$helper" wait-query "$prom" \
     $((started + 55 > SECONDS ? started + 55 - SECONDS : 1)) >/dev/null
 echo "     (data collected for $((SECONDS - started))s)"
 
+# A connector of the simulated tenant goes OFFLINE now; once Prometheus has scraped it so, its
+# alert travels while the dashboards are checked (and *Connectors not online* has a row to show).
+connector=$(python3 "$helper" online-connector "$sim")
+check "simulator sets connector ${connector:-?} OFFLINE" \
+    curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/json' \
+    --data '{"connection_status": "OFFLINE"}' "$sim/_sim/connectors/$connector"
+check "Prometheus sees it OFFLINE through the connectors collector" python3 "$helper" wait-query "$prom" \
+    "cloudconnexa_connector_status{instance=\"$exporter\", connector_id=\"$connector\", status=\"OFFLINE\"} == 1" 20
+
 note "dashboard queries valid, >= 90% with data (simulated tenant)" \
     python3 "$helper" dashboards "$prom" "$exporter" 0.9 dashboards/*.json
 # The --demo tenant runs in real time but is large enough that a session ends within 50 s of
@@ -192,6 +205,9 @@ note "dashboard queries valid, >= 90% with data (--demo, under a minute)" \
     python3 "$helper" dashboards "$prom" "$demo" 0.9 dashboards/*.json
 note "dashboard variables list values" python3 "$helper" variables "$prom" "$demo" dashboards/*.json
 note "every rule evaluates healthy" python3 "$helper" rules-healthy "$prom" 30
+note "CloudConnexaConnectorOffline for that connector reaches the webhook through Alertmanager" \
+    python3 "$helper" wait-alert "$work/webhook.jsonl" CloudConnexaConnectorOffline "$exporter" 60 \
+    "connector_id=$connector" severity=critical
 
 check "simulator revokes the credentials" \
     curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/json' \

@@ -7,11 +7,15 @@ of Prometheus and Alertmanager. Standard library only.
     e2e_prom.py targets-up PROM N TIMEOUT         N active targets, all up
     e2e_prom.py wait-query PROM EXPR TIMEOUT      until EXPR returns at least one series
     e2e_prom.py dashboards PROM INSTANCE MIN_SHARE FILE...
-                                                  every panel query valid, MIN_SHARE of them with data
+                                                  every panel query valid, MIN_SHARE of each
+                                                  dashboard's queries with data
     e2e_prom.py variables PROM INSTANCE FILE...   every variable query valid and non-empty
     e2e_prom.py rules-healthy PROM TIMEOUT        every rule evaluated, all healthy
-    e2e_prom.py wait-alert FILE ALERTNAME INSTANCE TIMEOUT
+    e2e_prom.py wait-alert FILE ALERTNAME INSTANCE TIMEOUT [LABEL=VALUE...]
                                                   until the webhook got ALERTNAME firing for INSTANCE
+                                                  (and with those labels)
+    e2e_prom.py online-connector SIM              the id of a connector the simulator has ONLINE
+                                                  and not pinned
 
 Checks print what they found and exit 0 on success, 1 on failure.
 """
@@ -138,14 +142,17 @@ def wait_query(prom, expr, timeout):
 
 
 def dashboards(prom, instance, min_share, files):
+    """Each dashboard on its own: a new dashboard whose queries return nothing must not hide
+    behind the others' share."""
     now = time.time()
-    total, with_data, invalid, empty = 0, 0, [], []
+    failed = False
     for path in files:
         d = json.load(open(path, encoding="utf-8"))
+        total, with_data, invalid, empty = 0, 0, [], []
         for panel in panels_of(d):
             for t in panel.get("targets", []):
                 expr = substitute(t["expr"], "cloudconnexa", instance)
-                where = f"{d['uid']} / {panel['title']} / {t['refId']}"
+                where = f"{panel['title']} / {t['refId']}"
                 if t.get("instant"):
                     r = get(prom, "/api/v1/query", query=expr, time=now)
                 else:
@@ -157,15 +164,18 @@ def dashboards(prom, instance, min_share, files):
                     with_data += 1
                 else:
                     empty.append(where)
-    share = with_data / total if total else 0
-    print(f"{total} queries: {total - len(invalid)} valid, {with_data} returned data ({share:.0%})")
-    for e in empty:
-        print(f"  empty: {e}")
-    for e in invalid[:10]:
-        print(f"  INVALID: {e}")
-    if len(invalid) > 10:
-        print(f"  ... and {len(invalid) - 10} more invalid")
-    return 0 if total and not invalid and share >= float(min_share) else 1
+        share = with_data / total if total else 0
+        ok = total and not invalid and share >= float(min_share)
+        failed |= not ok
+        print(f"{d['uid']}: {total} queries, {total - len(invalid)} valid, {with_data} returned data ({share:.0%})"
+              + ("" if ok else "  <- below the bar"))
+        for e in empty:
+            print(f"  empty: {e}")
+        for e in invalid[:10]:
+            print(f"  INVALID: {e}")
+        if len(invalid) > 10:
+            print(f"  ... and {len(invalid) - 10} more invalid")
+    return 1 if failed or not files else 0
 
 
 def variables(prom, instance, files):
@@ -205,7 +215,10 @@ def rules_healthy(prom, timeout):
     return 0 if rs and not bad else 1
 
 
-def wait_alert(path, alertname, instance, timeout):
+def wait_alert(path, alertname, instance, timeout, *matchers):
+    wanted = dict(m.split("=", 1) for m in matchers)
+    wanted.update(alertname=alertname, instance=instance)
+
     def received():
         try:
             lines = open(path, encoding="utf-8").read().splitlines()
@@ -214,16 +227,32 @@ def wait_alert(path, alertname, instance, timeout):
         for line in lines:
             for a in json.loads(line).get("alerts", []):
                 labels = a.get("labels", {})
-                if (a.get("status") == "firing" and labels.get("alertname") == alertname
-                        and labels.get("instance") == instance):
+                if a.get("status") == "firing" and all(labels.get(k) == v for k, v in wanted.items()):
                     return a
         return None
 
     alert = until(float(timeout), received)
+    shown = ", ".join(f"{k}={v}" for k, v in wanted.items() if k != "alertname")
     if alert:
-        print(f"received {alertname} for {instance}: {alert['annotations'].get('summary', '')}")
+        print(f"received {alertname} for {shown}: {alert['annotations'].get('summary', '')}")
+        print(f"  {alert['annotations'].get('description', '')}")
         return 0
-    print(f"{alertname} for {instance} did not reach the webhook within {timeout}s")
+    print(f"{alertname} for {shown} did not reach the webhook within {timeout}s")
+    return 1
+
+
+def online_connector(sim):
+    """Prints the id of a connector that the simulator has ONLINE and not pinned, so that the
+    test's OFFLINE is the only reason for an alert about it."""
+    connectors = get(sim, "/_sim/connectors")
+    if not isinstance(connectors, list):
+        print(f"GET {sim}/_sim/connectors: {connectors}", file=sys.stderr)
+        return 1
+    for c in sorted(connectors, key=lambda c: c["id"]):
+        if c.get("connection_status") == "ONLINE" and not c.get("pinned"):
+            print(c["id"])
+            return 0
+    print(f"no ONLINE connector among {len(connectors)}", file=sys.stderr)
     return 1
 
 
@@ -235,6 +264,7 @@ def main(argv):
         "wait-query": wait_query,
         "rules-healthy": rules_healthy,
         "wait-alert": wait_alert,
+        "online-connector": online_connector,
     }
     if len(argv) >= 6 and argv[1] == "dashboards":
         return dashboards(argv[2], argv[3], argv[4], argv[5:])
