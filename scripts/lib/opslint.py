@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Static checks of the Grafana dashboards and the compose demo stack (used by check-ops.sh).
+"""Static checks of the alert rules' runbooks, the Grafana dashboards, the Alertmanager
+inhibitions, the Dockerfile and the compose demo stack (used by check-ops.sh).
 
     opslint.py rules FILE...        every alert has a runbook section in README.md, its annotations,
                                     a severity and the CloudConnexa prefix
-    opslint.py dashboards FILE...   structure, variables and query filters of each dashboard
+    opslint.py dashboards FILE...   structure, variables and query filters of each dashboard; a
+                                    per-collector series named by its collector; no count over
+                                    every state of a connector
     opslint.py compose FILE         the compose file parses and everything it mounts exists
     opslint.py dockerfile-user FILE the final stage of a Dockerfile runs as a non-root user
     opslint.py inhibitions ALERTMANAGER RULES...
