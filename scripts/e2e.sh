@@ -15,7 +15,8 @@
 # variable lists values, and that every rule evaluates healthy. Finally it follows two alerts
 # exporter -> Prometheus -> Alertmanager -> webhook: a connector set OFFLINE in the simulator
 # (CloudConnexaConnectorOffline, for that connector) and revoked credentials
-# (CloudConnexaCredentialsRejected).
+# (CloudConnexaCredentialsRejected), and checks that the project's Alertmanager inhibitions
+# (deploy/alertmanager.yml) hold back CloudConnexaPollFailing, which follows from the latter.
 #
 # Prometheus and Alertmanager come from Debian's packages, installed when missing.
 # Every process started here is stopped on exit. Closes with `e2e: N passed, M failed` and
@@ -126,6 +127,8 @@ scrape_configs:
       - targets: ["$exporter", "$demo"]
 EOF
 
+# Its own route to the test's webhook, and the project's inhibition rules as they are (the
+# last section of deploy/alertmanager.yml).
 cat >"$work/alertmanager.yml" <<EOF
 route:
   receiver: webhook
@@ -139,6 +142,7 @@ receivers:
       - url: http://127.0.0.1:$p_hook/
         send_resolved: false
 EOF
+sed -n '/^inhibit_rules:/,$p' deploy/alertmanager.yml >>"$work/alertmanager.yml"
 
 # --- processes ------------------------------------------------------------------------------
 started=$SECONDS  # the deadlines below count from here, after any tool installation
@@ -214,6 +218,9 @@ check "simulator revokes the credentials" \
     --data '{"revoke_credentials": true}' "$sim/_sim/faults"
 note "CloudConnexaCredentialsRejected reaches the webhook through Alertmanager" \
     python3 "$helper" wait-alert "$work/webhook.jsonl" CloudConnexaCredentialsRejected "$exporter" 90
+# What follows from refused credentials (the sessions collector failing) must not notify too.
+note "CloudConnexaPollFailing, which follows from it, is inhibited and never notified" \
+    python3 "$helper" wait-inhibited "$am" "$work/webhook.jsonl" CloudConnexaPollFailing "$exporter" 30
 
 echo "     (took $((SECONDS - started))s)"
 summary e2e

@@ -14,6 +14,10 @@ of Prometheus and Alertmanager. Standard library only.
     e2e_prom.py wait-alert FILE ALERTNAME INSTANCE TIMEOUT [LABEL=VALUE...]
                                                   until the webhook got ALERTNAME firing for INSTANCE
                                                   (and with those labels)
+    e2e_prom.py wait-inhibited AM FILE ALERTNAME INSTANCE TIMEOUT
+                                                  until Alertmanager holds ALERTNAME for INSTANCE
+                                                  suppressed by an inhibition, and the webhook
+                                                  (FILE) never got it
     e2e_prom.py online-connector SIM              the id of a connector the simulator has ONLINE
                                                   and not pinned
 
@@ -241,6 +245,47 @@ def wait_alert(path, alertname, instance, timeout, *matchers):
     return 1
 
 
+def webhook_got(path, alertname, instance):
+    """The firing ALERTNAME for INSTANCE that the webhook received, or None."""
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        for a in json.loads(line).get("alerts", []):
+            labels = a.get("labels", {})
+            if a.get("status") == "firing" and labels.get("alertname") == alertname and labels.get("instance") == instance:
+                return a
+    return None
+
+
+def wait_inhibited(am, path, alertname, instance, timeout):
+    """An alert that an inhibition rule mutes: Alertmanager has it, suppressed by another alert,
+    and no notification of it went out. The webhook is read again after a few seconds (the test's
+    group_wait and group_interval), so that a notification sent just before the suppression shows."""
+    filters = [f'alertname="{alertname}"', f'instance="{instance}"']
+
+    def suppressed():
+        alerts = get(am, "/api/v2/alerts", filter=filters)
+        if not isinstance(alerts, list):
+            return None
+        return next((a for a in alerts if a["status"].get("inhibitedBy")), None)
+
+    alert = until(float(timeout), suppressed)
+    if not alert:
+        found = get(am, "/api/v2/alerts", filter=filters)
+        states = [a["status"] for a in found] if isinstance(found, list) else found
+        print(f"{alertname} for {instance} was not inhibited within {timeout}s (Alertmanager has: {states})")
+        return 1
+    time.sleep(4)
+    if webhook_got(path, alertname, instance):
+        print(f"{alertname} for {instance} is inhibited now, but the webhook received it")
+        return 1
+    print(f"{alertname} for {instance} held back by an inhibition ({alert['status']['state']}); "
+          f"the webhook never got it")
+    return 0
+
+
 def online_connector(sim):
     """Prints the id of a connector that the simulator has ONLINE and not pinned, so that the
     test's OFFLINE is the only reason for an alert about it."""
@@ -265,6 +310,7 @@ def main(argv):
         "rules-healthy": rules_healthy,
         "wait-alert": wait_alert,
         "online-connector": online_connector,
+        "wait-inhibited": wait_inhibited,
     }
     if len(argv) >= 6 and argv[1] == "dashboards":
         return dashboards(argv[2], argv[3], argv[4], argv[5:])
