@@ -1,7 +1,10 @@
-//! Request economy: what the exporter asks of the CloudConnexa API in an hour for a tenant of
-//! 2,000 active sessions and 10 changes a minute on the vendor's default rate limit (a bucket of
-//! 20 refilled with one request every 15 s), against the naive strategy of listing ACTIVE,
-//! COMPLETED and FAILED sessions in full every cycle.
+//! Request economy: what the exporter, with every default collector on, asks of the CloudConnexa
+//! API in an hour for the reference tenant (2,000 active sessions and 10 changes a minute, 50
+//! connectors, 2,000 users with 5,000 devices) on the vendor's default rate limit (a bucket of 20
+//! refilled with one request every 15 s), per collector, against the naive strategy of listing
+//! ACTIVE, COMPLETED and FAILED sessions in full every cycle. The target: no 429 in the hour and at
+//! most 180 requests, 75% of the 240 the bucket refills, leaving room for the team's other tools
+//! on the same API key.
 //!
 //! ```text
 //! cargo bench --bench economy                        # an hour of world time in 4 minutes
@@ -10,14 +13,16 @@
 //! ```
 //!
 //! 1. **The exporter**, with its default settings, polls `simulate --steady-active 2000
-//!    --steady-changes-per-minute 10` for an hour of world time. Its own
-//!    `cloudconnexa_api_requests_total` and the simulator's `/_sim/stats` count the requests by
-//!    endpoint and status, and the 429s.
+//!    --steady-changes-per-minute 10 --users 2000 --devices 5000 --connectors 50` for an hour of
+//!    world time. Its own `cloudconnexa_api_requests_total` and the simulator's `/_sim/stats`
+//!    count the requests by endpoint (and so by collector) and status, and the 429s.
 //!
 //!    `--speed K` (1, 3, 5 or 15; 15 by default) runs the hour in `60/K` minutes by scaling every
 //!    clock that matters together: the world runs K times faster (`simulate --speed K`), the
 //!    bucket refills K times faster (`--rate-limit.replenish-time 15/K s`) and the exporter
-//!    polls K times more often (`--poll.interval 60/K s`, `--poll.resync-interval 300/K s`).
+//!    polls K times more often (`--poll.interval 60/K s`, `--poll.resync-interval 300/K s`, and
+//!    the other collectors' intervals divided by K: connectors 180/K s, users 900/K s, regions
+//!    3600/K s).
 //!    In world time each cycle then sees the same changes, spends the same tokens and paces to
 //!    the same bucket. What is not scaled: the exporter's overlap, horizon and history margins
 //!    (server-clock durations, so already in world time), the token lifetime (12 h; no renewal
@@ -50,6 +55,25 @@ use serde_json::Value;
 
 const ACTIVE: &str = "2000";
 const CHANGES_PER_MINUTE: &str = "10";
+/// The reference tenant's inventory.
+const USERS: &str = "2000";
+const DEVICES: &str = "5000";
+const CONNECTORS: &str = "50";
+/// The other collectors' default intervals, in seconds, by their `collector` label.
+const COLLECTOR_INTERVALS_S: [(&str, u64); 3] =
+    [("connectors", 180), ("users", 900), ("regions", 3600)];
+/// Which collector asks which endpoint (the token is everyone's).
+const ENDPOINTS: [(&str, &str); 7] = [
+    ("token", "(token)"),
+    ("sessions", "sessions"),
+    ("networks", "connectors"),
+    ("hosts", "connectors"),
+    ("users", "users"),
+    ("user_groups", "users"),
+    ("regions", "regions"),
+];
+/// Most requests the exporter may spend in the hour: 75% of the 240 the bucket refills.
+const TARGET: u64 = 180;
 /// The exporter's default poll interval, and the naive strategy's cycle.
 const INTERVAL_S: u64 = 60;
 /// The exporter's default resync interval.
@@ -84,12 +108,19 @@ fn main() {
              vendor's default limit (burst 20, 1 per {REPLENISH_S} s)"
         );
         let exporter = exporter_hour(speed).await;
+        let met = exporter.too_many == 0 && exporter.requests <= TARGET;
         let naive = naive_computed().await;
         let per_hour = naive.pages * (3600 / INTERVAL_S) + 1;
         println!("\n== summary (requests in an hour of world time) ==");
         println!(
-            "exporter: {} requests ({} token, {} sessions), {} answered 429",
-            exporter.requests, exporter.token, exporter.sessions, exporter.too_many
+            "exporter: {} requests ({} token, {} sessions, {} other collectors), {} answered 429: \
+             target (no 429, at most {TARGET}) {}",
+            exporter.requests,
+            exporter.token,
+            exporter.sessions,
+            exporter.requests - exporter.token - exporter.sessions,
+            exporter.too_many,
+            if met { "met" } else { "NOT met" }
         );
         println!(
             "naive:    {per_hour} requests ({} pages a cycle x {} cycles + 1 token)",
@@ -125,6 +156,12 @@ async fn exporter_hour(speed: u64) -> ExporterHour {
             ACTIVE,
             "--steady-changes-per-minute",
             CHANGES_PER_MINUTE,
+            "--users",
+            USERS,
+            "--devices",
+            DEVICES,
+            "--connectors",
+            CONNECTORS,
             "--speed",
             &speed_arg,
             "--rate-limit.replenish-time",
@@ -133,17 +170,19 @@ async fn exporter_hour(speed: u64) -> ExporterHour {
     );
     let interval = format!("{}s", INTERVAL_S / speed);
     let resync = format!("{}s", RESYNC_S / speed);
+    let mut exporter_args = vec![
+        "--poll.interval".to_owned(),
+        interval.clone(),
+        "--poll.resync-interval".to_owned(),
+        resync.clone(),
+    ];
+    for (collector, seconds) in COLLECTOR_INTERVALS_S {
+        exporter_args.push(format!("--collector.{collector}.interval"));
+        exporter_args.push(format!("{}s", seconds / speed));
+    }
     let started = Instant::now();
-    let exporter = Process::exporter(
-        "economy-exporter",
-        &sim,
-        &[
-            "--poll.interval",
-            &interval,
-            "--poll.resync-interval",
-            &resync,
-        ],
-    );
+    let argv: Vec<&str> = exporter_args.iter().map(String::as_str).collect();
+    let exporter = Process::exporter("economy-exporter", &sim, &argv);
     let http = reqwest::Client::new();
     let hour = Duration::from_secs(3600 / speed);
     println!(
@@ -152,9 +191,10 @@ async fn exporter_hour(speed: u64) -> ExporterHour {
     );
     println!(
         "simulate --steady-active {ACTIVE} --steady-changes-per-minute {CHANGES_PER_MINUTE} \
-         --speed {speed} --rate-limit.replenish-time {replenish}"
+         --users {USERS} --devices {DEVICES} --connectors {CONNECTORS} --speed {speed} \
+         --rate-limit.replenish-time {replenish}"
     );
-    println!("cloudconnexa_exporter --poll.interval {interval} --poll.resync-interval {resync}");
+    println!("cloudconnexa_exporter {}", exporter_args.join(" "));
     wait_for_200(
         &http,
         &format!("{}/readyz", exporter.url()),
@@ -193,9 +233,29 @@ async fn exporter_hour(speed: u64) -> ExporterHour {
     requests.sort_by(|a, b| a.labels.cmp(&b.labels));
     for s in &requests {
         println!(
-            "  endpoint={:<9} code={:<4} {}",
+            "  endpoint={:<11} code={:<4} {}",
             s.labels["endpoint"], s.labels["code"], s.value
         );
+    }
+    println!("requests per collector (and per hour of world time):");
+    for collector in ["(token)", "sessions", "connectors", "users", "regions"] {
+        let n: f64 = ENDPOINTS
+            .iter()
+            .filter(|(_, c)| *c == collector)
+            .map(|(endpoint, _)| {
+                sum(
+                    &m,
+                    "cloudconnexa_api_requests_total",
+                    &[("endpoint", endpoint)],
+                )
+            })
+            .sum();
+        let runs = sum(
+            &m,
+            "cloudconnexa_poll_cycles_total",
+            &[("collector", collector)],
+        );
+        println!("  {collector:<11} {n:>4} requests in {runs:>3} runs");
     }
     println!("simulator's /_sim/stats:");
     for r in stats["responses"].as_array().into_iter().flatten() {
@@ -217,6 +277,15 @@ async fn exporter_hour(speed: u64) -> ExporterHour {
     let errors = sum(&m, "cloudconnexa_poll_errors_total", &[]);
     let waited = sum(&m, "cloudconnexa_rate_limit_wait_seconds_total", &[]);
     let active = sum(&m, "cloudconnexa_sessions_active", &[]);
+    let connectors = sum(&m, "cloudconnexa_connector_status", &[]);
+    let users = sum(&m, "cloudconnexa_users", &[]);
+    let devices = sum(&m, "cloudconnexa_devices", &[]);
+    println!(
+        "inventory seen: {connectors} connectors (world: {}), {users} users, {devices} devices",
+        truth["connectors_by_status"]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>())
+    );
     let ended = sum(&m, "cloudconnexa_sessions_ended_total", &[]);
     println!(
         "poll cycles {cycles}, failed {errors}; waited for the bucket {:.0} s of world time; \
@@ -231,7 +300,11 @@ async fn exporter_hour(speed: u64) -> ExporterHour {
     ExporterHour {
         requests: total,
         token,
-        sessions: total - token,
+        sessions: sum(
+            &m,
+            "cloudconnexa_api_requests_total",
+            &[("endpoint", "sessions")],
+        ) as u64,
         too_many,
     }
 }

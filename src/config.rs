@@ -307,7 +307,7 @@ pub struct CollectorArgs {
     /// Do not collect connectors.
     #[arg(id = id::NO_COLLECTOR_CONNECTORS, long = "no-collector.connectors", overrides_with = id::COLLECTOR_CONNECTORS)]
     pub no_connectors: bool,
-    /// Time between runs of the connectors collector (at least 1s) [default: 2m, 30s with --demo].
+    /// Time between runs of the connectors collector (at least 1s) [default: 3m, 30s with --demo].
     #[arg(
         id = id::CONNECTORS_INTERVAL,
         long = "collector.connectors.interval",
@@ -385,7 +385,7 @@ pub struct Collectors {
 const INTERVALS: [(&str, Duration, Duration); 3] = [
     (
         id::CONNECTORS_INTERVAL,
-        Duration::from_secs(120),
+        Duration::from_secs(180),
         Duration::from_secs(30),
     ),
     (

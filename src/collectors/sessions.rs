@@ -10,8 +10,8 @@
 //!    active sessions. How often it runs adapts to the budget the API reports and to what the
 //!    other collectors spend ([`Plan`]): at least `resync_interval` apart, and further apart when
 //!    windows, listings and the other collectors together would use more than
-//!    [`PLANNED_BUDGET_SHARE`] of the sustained rate the API reports (or, when windows and the
-//!    others alone need more than that, more than half of what they leave); at most an hour apart.
+//!    [`PLANNED_BUDGET_SHARE`] of the sustained rate the API reports; at most an hour apart (which
+//!    is also how far apart they are when the windows and the others alone use that share).
 //! 2. **Windows** every cycle: all sessions created or updated since the end of the last window,
 //!    less an overlap (for records that become visible late), whatever their status. A quiet cycle
 //!    costs one request; a busy one one per 100 *changed* sessions. Records seen twice across the
@@ -42,8 +42,10 @@ use crate::upstream::sessions::{ListingStats, SessionsQuery};
 
 /// Share of the API's sustained rate the collectors together plan to use, leaving the rest to
 /// retries, token renewals and the other clients of the same API key (a team's Terraform, its
-/// scripts): with the vendor's 240 requests an hour, 160.
-pub const PLANNED_BUDGET_SHARE: f64 = 2.0 / 3.0;
+/// scripts): with the vendor's 240 requests an hour, 144. The first hour also spends the first
+/// full listing out of the bucket's burst; the reference tenant's comes to about 160 (README,
+/// "What each collector costs").
+pub const PLANNED_BUDGET_SHARE: f64 = 0.6;
 
 /// Tunables of the poll loop.
 #[derive(Debug, Clone)]
@@ -298,12 +300,24 @@ impl Poller {
         let rate = self.client.budget().and_then(|b| b.sustained_rate());
         let others = self.plan.others(CollectorName::Sessions);
         let every = resync_spacing(pages, rate, others, &self.config);
-        if rate.is_some_and(|r| r <= 1.0 / self.config.interval.as_secs_f64().max(1.0)) {
-            tracing::warn!(
-                sustained_per_minute = rate.unwrap_or_default() * 60.0,
-                interval_s = self.config.interval.as_secs(),
-                "the poll interval alone uses up the API's rate limit; cycles will stretch"
-            );
+        let windows = 1.0 / self.config.interval.as_secs_f64().max(1.0);
+        if let Some(rate) = rate {
+            if rate <= windows {
+                tracing::warn!(
+                    sustained_per_minute = rate * 60.0,
+                    interval_s = self.config.interval.as_secs(),
+                    "the poll interval alone uses up the API's rate limit; cycles will stretch"
+                );
+            } else if windows + others >= PLANNED_BUDGET_SHARE * rate {
+                tracing::warn!(
+                    sustained_per_minute = rate * 60.0,
+                    windows_per_minute = windows * 60.0,
+                    other_collectors_per_minute = others * 60.0,
+                    "the windows and the other collectors take the planned share of the API's \
+                     rate limit; full listings come hourly (lengthen --poll.interval or the \
+                     other collectors' intervals)"
+                );
+            }
         }
         self.next_resync = Some(Instant::now() + every);
         tracing::debug!(
@@ -341,8 +355,9 @@ impl Collect for Poller {
 /// Time until the next full listing of `pages` pages, given the API's sustained rate (requests
 /// per second, when its headers say) and what the other collectors spend (`others`, requests per
 /// second): [`PLANNED_BUDGET_SHARE`] of the rate goes to windows, listings and the others
-/// together; when windows and the others alone need more than that, listings get half of what
-/// they leave. Always within `resync_interval ..= max_resync_interval`.
+/// together, so listings get what the windows and the others leave of it. Always within
+/// `resync_interval ..= max_resync_interval`: a listing at least every hour keeps the active
+/// gauge honest even when the others leave nothing.
 fn resync_spacing(pages: u32, rate: Option<f64>, others: f64, config: &PollConfig) -> Duration {
     let min = config.resync_interval;
     let max = config.max_resync_interval.max(min);
@@ -350,12 +365,7 @@ fn resync_spacing(pages: u32, rate: Option<f64>, others: f64, config: &PollConfi
         return min;
     };
     let committed = 1.0 / config.interval.as_secs_f64().max(1.0) + others;
-    let share = PLANNED_BUDGET_SHARE * rate;
-    let spare = if committed < share {
-        share - committed
-    } else {
-        (rate - committed) * 0.5
-    };
+    let spare = PLANNED_BUDGET_SHARE * rate - committed;
     if spare <= 0.0 {
         return max;
     }
@@ -370,19 +380,20 @@ mod tests {
     const PER_HOUR: f64 = 1.0 / 3600.0;
 
     #[test]
-    fn listings_windows_and_the_other_collectors_share_two_thirds_of_the_vendor_rate() {
+    fn listings_get_what_windows_and_the_other_collectors_leave_of_the_plan() {
         let config = PollConfig::default();
-        // 60 windows an hour leave 100 of the 160 planned for 20-page listings: one every 12 min.
+        // 60 windows an hour leave 84 of the 144 planned for 20-page listings: one every 14 min
+        // 17 s.
         assert_eq!(
-            resync_spacing(20, Some(VENDOR_RATE), 0.0, &config),
-            Duration::from_secs(720)
+            resync_spacing(20, Some(VENDOR_RATE), 0.0, &config).as_secs(),
+            857
         );
-        // Connectors every 2 minutes, users every 15 and regions hourly (2, 3 and 1 requests)
-        // spend 73 an hour: listings get the 27 left, one every 44 min 27 s.
-        let others = 73.0 * PER_HOUR;
+        // Connectors every 3 minutes, users every 15 and regions hourly (2, 3 and 1 requests)
+        // spend 53 an hour: listings get the 31 left, one every 38 min 42 s.
+        let others = 53.0 * PER_HOUR;
         assert_eq!(
             resync_spacing(20, Some(VENDOR_RATE), others, &config).as_secs(),
-            2666
+            2322
         );
         // A small tenant resyncs at the shortest interval, a huge one at least hourly.
         assert_eq!(
@@ -401,31 +412,31 @@ mod tests {
     }
 
     #[test]
-    fn when_windows_and_the_others_need_more_than_the_plan_listings_get_half_of_the_rest() {
-        let config = PollConfig {
+    fn when_windows_and_the_others_use_the_plan_up_listings_come_hourly() {
+        // 180 windows an hour, more than the 144 planned.
+        let fast = PollConfig {
             interval: Duration::from_secs(20),
             resync_interval: Duration::from_secs(20),
             ..PollConfig::default()
         };
-        // 180 windows an hour of a rate of 240: listings get (240 - 180) / 2 an hour.
         assert_eq!(
-            resync_spacing(1, Some(VENDOR_RATE), 0.0, &config),
-            Duration::from_secs(120)
+            resync_spacing(1, Some(VENDOR_RATE), 0.0, &fast),
+            fast.max_resync_interval
         );
-        // 60 windows and 150 requests of the others: (240 - 210) / 2.
+        // 60 windows and 84 requests of the others: nothing left.
         let config = PollConfig::default();
         assert_eq!(
-            resync_spacing(1, Some(VENDOR_RATE), 150.0 * PER_HOUR, &config),
-            Duration::from_secs(240).max(config.resync_interval)
+            resync_spacing(1, Some(VENDOR_RATE), 84.0 * PER_HOUR, &config),
+            config.max_resync_interval
         );
-        // Windows alone use the whole rate: as rarely as allowed.
-        let busy = PollConfig {
-            interval: Duration::from_secs(10),
-            ..config
-        };
+        // Just under: what is left, however little.
         assert_eq!(
-            resync_spacing(1, Some(VENDOR_RATE), 0.0, &busy),
-            busy.max_resync_interval
+            resync_spacing(1, Some(VENDOR_RATE), 83.0 * PER_HOUR, &config),
+            config.max_resync_interval.min(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            resync_spacing(1, Some(VENDOR_RATE), 80.0 * PER_HOUR, &config),
+            Duration::from_secs(900)
         );
     }
 }
