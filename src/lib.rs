@@ -11,6 +11,7 @@
 //!   cursor pagination, tolerant decoding of session records.
 //! - [`tracker`]: the pure core. Session observations in, counters and gauges out; no IO, no clock.
 //!   Every counting rule of the contract lives and is tested here.
+//! - `fast_hash`: the seeded hasher of the maps a listing fills (session ids, label sets).
 //! - [`poller`]: the loop that decides what to ask upstream each cycle, feeds the tracker and
 //!   publishes a snapshot at the end of each cycle.
 //! - [`metrics`]: the owned registry, the snapshot collector, self-metrics and encoding.
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod collectors;
 pub mod config;
 pub mod duration;
+mod fast_hash;
 pub mod logging;
 pub mod metrics;
 pub mod secret;

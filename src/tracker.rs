@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::fast_hash::FastState;
 use crate::upstream::model::{Session, SessionStatus};
 
 /// Upper bounds of the duration histogram, in seconds (from the contract).
@@ -235,7 +236,7 @@ struct SeriesCounters {
 /// a full listing of 100,000 sessions meets only a few hundred distinct sets.
 #[derive(Debug, Default)]
 struct Interner {
-    ids: HashMap<Box<str>, u32>,
+    ids: HashMap<Box<str>, u32, FastState>,
     values: Vec<LabelValues>,
     key: String,
 }
@@ -337,8 +338,8 @@ pub struct SessionTracker {
     labels: Interner,
     regions: Interner,
     series: Vec<SeriesCounters>,
-    live: HashMap<Box<str>, Live>,
-    ended: HashMap<Box<str>, Ended>,
+    live: HashMap<Box<str>, Live, FastState>,
+    ended: HashMap<Box<str>, Ended, FastState>,
     ended_counts: HashMap<(u32, u32), u64>,
     failed_counts: HashMap<(u32, u32), u64>,
     durations: HashMap<(u32, EndStatus), HistogramCounts>,
@@ -356,8 +357,8 @@ impl SessionTracker {
             labels: Interner::default(),
             regions: Interner::default(),
             series: Vec::new(),
-            live: HashMap::new(),
-            ended: HashMap::new(),
+            live: HashMap::default(),
+            ended: HashMap::default(),
             ended_counts: HashMap::new(),
             failed_counts: HashMap::new(),
             durations: HashMap::new(),

@@ -2,7 +2,7 @@
 //! listing needs against a server whose paging does not end.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Url;
@@ -11,6 +11,7 @@ use super::Endpoint;
 use super::client::{ApiClient, Priority};
 use super::error::UpstreamError;
 use super::model::{SessionStatus, SessionsPage};
+use crate::fast_hash::FastState;
 
 /// Page size asked for: the API's maximum.
 pub const PAGE_SIZE: u32 = 100;
@@ -55,8 +56,8 @@ impl ApiClient {
         let mut stats = ListingStats::default();
         let mut cursors: HashSet<String> = HashSet::new();
         // Hashes, not ids: enough to tell progress from a loop without holding every id twice.
-        let hasher = RandomState::new();
-        let mut ids: HashSet<u64> = HashSet::new();
+        let hasher = FastState::default();
+        let mut ids: HashSet<u64, FastState> = HashSet::default();
         let mut stalled = 0;
         let mut cursor: Option<String> = None;
         loop {
