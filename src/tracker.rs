@@ -103,7 +103,7 @@ impl Dimension {
     }
 
     /// The session's value for this dimension, `none` when missing.
-    pub fn value(self, s: &Session) -> &str {
+    pub fn value<'s>(self, s: &'s Session<'_>) -> &'s str {
         let v = match self {
             Self::VpnRegion => &s.region,
             Self::Network => &s.network,
@@ -660,9 +660,11 @@ mod tests {
         SessionTracker::new(at(0), vec![Dimension::VpnRegion, Dimension::Protocol])
     }
 
-    fn active(id: &str, start: i64, bytes_in: u64) -> Session {
+    // Records that own their text, as those the decoder had to unescape: the tests make ids
+    // with format!, which a borrowing record could not outlive.
+    fn active(id: &str, start: i64, bytes_in: u64) -> Session<'static> {
         Session {
-            id: Some(id.into()),
+            id: Some(id.to_owned().into()),
             status: Some(SessionStatus::Active),
             region: Some("eu".into()),
             protocol: Some("UDP".into()),
@@ -673,16 +675,16 @@ mod tests {
         }
     }
 
-    fn ended(id: &str, start: i64, end: i64, bytes_in: u64, reason: &str) -> Session {
+    fn ended(id: &str, start: i64, end: i64, bytes_in: u64, reason: &str) -> Session<'static> {
         Session {
             status: Some(SessionStatus::Completed),
             end_time: Some(at(end)),
-            disconnect_reason: Some(reason.into()),
+            disconnect_reason: Some(reason.to_owned().into()),
             ..active(id, start, bytes_in)
         }
     }
 
-    fn failed(id: &str, start: i64, end: i64, reason: &str) -> Session {
+    fn failed(id: &str, start: i64, end: i64, reason: &str) -> Session<'static> {
         Session {
             status: Some(SessionStatus::Failed),
             ..ended(id, start, end, 0, reason)
@@ -1001,7 +1003,7 @@ mod tests {
         let mut t = tracker();
         let mut s = active("a", 1, 1);
         s.region = None;
-        s.protocol = Some("x".repeat(500));
+        s.protocol = Some("x".repeat(500).into());
         t.apply(&[s], at(10));
         let snap = t.snapshot();
         let labels = &snap.active[0].0;

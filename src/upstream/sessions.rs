@@ -62,21 +62,26 @@ impl ApiClient {
         let mut cursor: Option<String> = None;
         loop {
             let url = self.sessions_url(query, cursor.as_deref());
-            let page = self
-                .get(Endpoint::Sessions, &url, Priority::High, decode_page)
+            // The page borrows its text from the body, so it is handed on where it is decoded;
+            // only the cursor and the count of new ids come out.
+            let (next, fresh) = self
+                .get_with(Endpoint::Sessions, &url, Priority::High, &mut |body| {
+                    let page = SessionsPage::from_slice(body).map_err(|e| e.to_string())?;
+                    let observed_at = self.server_now();
+                    stats.pages += 1;
+                    stats.sessions += page.sessions.len();
+                    stats.skipped += page.skipped;
+                    let fresh = page
+                        .sessions
+                        .iter()
+                        .filter_map(|s| s.id.as_deref())
+                        .filter(|id| ids.insert(hasher.hash_one(id)))
+                        .count();
+                    on_page(&page, observed_at);
+                    Ok((page.next_cursor, fresh))
+                })
                 .await?;
-            let observed_at = self.server_now();
-            stats.pages += 1;
-            stats.sessions += page.sessions.len();
-            stats.skipped += page.skipped;
-            let fresh = page
-                .sessions
-                .iter()
-                .filter_map(|s| s.id.as_deref())
-                .filter(|id| ids.insert(hasher.hash_one(id)))
-                .count();
-            on_page(&page, observed_at);
-            let Some(next) = page.next_cursor else {
+            let Some(next) = next else {
                 return Ok(stats);
             };
             if !cursors.insert(next.clone()) {
@@ -123,10 +128,6 @@ impl ApiClient {
         }
         url
     }
-}
-
-fn decode_page(body: &[u8]) -> Result<SessionsPage, String> {
-    SessionsPage::from_slice(body).map_err(|e| e.to_string())
 }
 
 /// `ISO_INSTANT` with whole seconds, as the API documents; rounded down (`startDate`) or up
