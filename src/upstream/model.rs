@@ -406,6 +406,17 @@ impl<'de> Visitor<'de> for SessionVisitor {
     }
 }
 
+/// `v` without leading and trailing white space, as [`str::trim`]. Nearly every value starts and
+/// ends with a visible ASCII character, which no white space (ASCII or not) can be: that case
+/// returns at once instead of decoding characters from both ends.
+fn trim(v: &str) -> &str {
+    let visible = |b: &u8| (0x21..0x7f).contains(b);
+    match (v.as_bytes().first(), v.as_bytes().last()) {
+        (Some(first), Some(last)) if visible(first) && visible(last) => v,
+        _ => v.trim(),
+    }
+}
+
 /// A value that decodes from whatever JSON stands where it is expected; anything that does not
 /// fit becomes `None` instead of an error.
 struct Lenient<T>(Option<T>);
@@ -428,7 +439,7 @@ trait FromScalar<'de>: Sized {
 
 impl FromScalar<'_> for String {
     fn from_str(v: &str) -> Option<Self> {
-        let v = v.trim();
+        let v = trim(v);
         (!v.is_empty()).then(|| v.to_owned())
     }
     fn from_i64(v: i64) -> Option<Self> {
@@ -447,7 +458,7 @@ impl<'de> FromScalar<'de> for Cow<'de, str> {
         <String as FromScalar>::from_str(v).map(Cow::Owned)
     }
     fn from_borrowed_str(v: &'de str) -> Option<Self> {
-        let v = v.trim();
+        let v = trim(v);
         (!v.is_empty()).then_some(Cow::Borrowed(v))
     }
     fn from_i64(v: i64) -> Option<Self> {
@@ -463,7 +474,7 @@ impl<'de> FromScalar<'de> for Cow<'de, str> {
 
 impl FromScalar<'_> for u64 {
     fn from_str(v: &str) -> Option<Self> {
-        v.trim().parse().ok()
+        trim(v).parse().ok()
     }
     fn from_i64(v: i64) -> Option<Self> {
         u64::try_from(v).ok()
@@ -479,7 +490,7 @@ impl FromScalar<'_> for u64 {
 
 impl FromScalar<'_> for SessionStatus {
     fn from_str(v: &str) -> Option<Self> {
-        Some(SessionStatus::parse(v.trim()))
+        Some(SessionStatus::parse(trim(v)))
     }
     fn from_i64(_v: i64) -> Option<Self> {
         Some(SessionStatus::Unknown)
@@ -510,7 +521,7 @@ impl Time {
 
 impl FromScalar<'_> for Time {
     fn from_str(v: &str) -> Option<Self> {
-        let v = v.trim();
+        let v = trim(v);
         if let Ok(t) = DateTime::parse_from_rfc3339(v) {
             return Some(Time(t.with_timezone(&Utc)));
         }
@@ -686,6 +697,29 @@ mod tests {
         assert!(matches!(s.region, Some(Cow::Owned(_))));
         assert_eq!(s.user_group.as_deref(), Some("R&D \"ops\""));
         assert_eq!(s.bytes_in, Some(5));
+    }
+
+    #[test]
+    fn trimming_matches_str_trim() {
+        for v in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\ta\n",
+            "\u{a0}a",
+            "a\u{2003}",
+            "\u{85}",
+            "é",
+            " é ",
+            "a b",
+            "\u{3000}x\u{3000}",
+            "~",
+            "!x!",
+        ] {
+            assert_eq!(trim(v), v.trim(), "{v:?}");
+        }
     }
 
     #[test]
