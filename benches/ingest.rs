@@ -286,6 +286,12 @@ fn main() {
         secs(Some(&decoder.cpu())) / secs(Some(&bare.cpu())),
     );
     println!(
+        "parts of the pipeline alone (HTTP + decoder + tracker, medians): {:.1} ms CPU against \
+         {:.1} ms for the pipeline",
+        ms(http_only.cpu() + decoder.cpu() + tracker_only.cpu()),
+        ms(pipeline.cpu()),
+    );
+    println!(
         "other work during the pairs, cores: median {:.2}, most {:.2}",
         median(&others_load),
         others_load.iter().copied().fold(0.0, f64::max)
