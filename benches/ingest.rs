@@ -30,7 +30,9 @@
 //! measures the pipeline and the bare decode back to back, alternating which goes first, so both
 //! meet the same conditions; the figure is the median over the rounds of these pairs' ratios.
 //! Before each round the benchmark waits (up to `--quiet-wait` seconds, 30 by default) for other
-//! work to leave the machine idle, and it reports how many cores other work used during each pair.
+//! work to leave the machine idle, and it reports how many cores other work used during each pair
+//! and how much CPU the hypervisor gave to other guests meanwhile (steal), which slows the pairs
+//! down (the HTTP part most) without showing as work on this machine.
 //!
 //! `--only PART` (`pipeline`, `bare`, `decoder`, `tracker` or `http`) runs that part alone for
 //! `--rounds` rounds, to profile it: for instance `valgrind --tool=callgrind` on the benchmark's
@@ -213,6 +215,7 @@ fn main() {
     let mut ratios = Vec::new();
     let mut resync_ratios = Vec::new();
     let mut others_load = Vec::new();
+    let mut steal_load = Vec::new();
     for round in 0..rounds {
         common::wait_quiet(quiet_wait);
         // The pair: the pipeline and the bare decode back to back, in alternating order.
@@ -232,12 +235,14 @@ fn main() {
             }
         }
         let others = load.others_cores();
+        let steal = load.steal_cores();
         others_load.push(others);
+        steal_load.push(steal);
         let ratio = secs(pipeline.cpu.last()) / secs(bare.cpu.last());
         ratios.push(ratio);
         println!(
             "round {:>2}: pipeline {:>6.1} ms, bare decode {:>6.1} ms CPU ({} first): \
-             ratio {ratio:.2}; other work {others:.2} cores",
+             ratio {ratio:.2}; other work {others:.2} cores, steal {steal:.2} cores",
             round + 1,
             ms(*pipeline.cpu.last().expect("a pipeline round")),
             ms(*bare.cpu.last().expect("a bare round")),
@@ -292,9 +297,12 @@ fn main() {
         ms(pipeline.cpu()),
     );
     println!(
-        "other work during the pairs, cores: median {:.2}, most {:.2}",
+        "other work during the pairs, cores: median {:.2}, most {:.2}; steal (the host's other \
+         guests): median {:.2}, most {:.2}",
         median(&others_load),
-        others_load.iter().copied().fold(0.0, f64::max)
+        others_load.iter().copied().fold(0.0, f64::max),
+        median(&steal_load),
+        steal_load.iter().copied().fold(0.0, f64::max)
     );
 
     runtime.block_on(memory(&listing.sim));

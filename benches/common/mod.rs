@@ -174,12 +174,10 @@ pub(crate) fn process_cpu_time() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
-/// CPU ticks (1/100 s) the whole machine has spent busy so far: user, nice, system, irq and
-/// softirq time of `/proc/stat`.
-fn machine_busy_ticks() -> u64 {
+/// The machine's line of `/proc/stat`: CPU ticks (1/100 s) so far by kind.
+fn machine_ticks() -> Vec<u64> {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .lines()
+    stat.lines()
         .find(|l| l.starts_with("cpu "))
         .map(|l| {
             l.split_whitespace()
@@ -187,11 +185,21 @@ fn machine_busy_ticks() -> u64 {
                 .map(|f| f.parse().unwrap_or(0))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// CPU ticks the whole machine has spent busy so far: user, nice, system, irq and softirq.
+fn machine_busy_ticks() -> u64 {
+    let fields = machine_ticks();
     [0, 1, 2, 5, 6]
         .iter()
         .map(|&i| fields.get(i).copied().unwrap_or(0))
         .sum()
+}
+
+/// CPU ticks the hypervisor has given to other guests while this one wanted to run (steal).
+fn machine_steal_ticks() -> u64 {
+    machine_ticks().get(7).copied().unwrap_or(0)
 }
 
 /// User plus system CPU ticks of process `pid` (every thread) so far.
@@ -212,6 +220,7 @@ pub(crate) struct LoadMeter {
     started: Instant,
     busy: u64,
     own: u64,
+    steal: u64,
 }
 
 impl LoadMeter {
@@ -225,7 +234,15 @@ impl LoadMeter {
             started: Instant::now(),
             busy: machine_busy_ticks(),
             own,
+            steal: machine_steal_ticks(),
         }
+    }
+
+    /// Cores the hypervisor gave to other guests on average since the start: on a shared host,
+    /// a busy neighbour slows every measurement down without showing as work on this machine.
+    pub(crate) fn steal_cores(&self) -> f64 {
+        let steal = machine_steal_ticks().saturating_sub(self.steal);
+        steal as f64 / clock_ticks_per_second() as f64 / self.started.elapsed().as_secs_f64()
     }
 
     /// Cores other work used on average since the start.
