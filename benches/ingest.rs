@@ -2,8 +2,9 @@
 //! simulated API on loopback with no rate limit.
 //!
 //! ```text
-//! cargo bench --bench ingest                  # 5 rounds of each measurement
-//! cargo bench --bench ingest -- --rounds 9
+//! cargo bench --bench ingest                        # 9 rounds
+//! cargo bench --bench ingest -- --rounds 15
+//! cargo bench --bench ingest -- --only pipeline     # one part alone, for a profiler
 //! ```
 //!
 //! The simulator (`simulate --no-rate-limit --steady-active 100000 --steady-changes-per-minute 0`)
@@ -17,15 +18,25 @@
 //!    for every ACTIVE session feeding `SessionTracker::apply` page by page, with a new tracker
 //!    each round (an exporter's first listing). It includes the HTTP requests on loopback (the
 //!    client's side of them: sending, receiving, reading the body) and the tolerant decoding.
-//!    Its parts are also timed on the stored bodies: the exporter's decoder alone, the tracker
-//!    alone, and a listing applied to a tracker that already holds every session (a resync).
+//!    Its parts are also timed: the same requests with reqwest and no decoding, the exporter's
+//!    decoder alone and the tracker alone on the stored bodies, and a listing applied to a tracker
+//!    that already holds every session (a resync).
 //! 3. **Memory**: the exporter binary polls the same simulator (`--poll.interval 1h`); once
 //!    `/readyz` answers 200 it is scraped once and its peak resident memory (`VmHWM` of
 //!    `/proc/PID/status`) is read.
 //!
-//! Wall and CPU time (user plus system, every thread of this process, from
-//! `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`) are measured around each round; the figures are
-//! medians, and the ratios compare medians of the same run.
+//! Times are CPU time (user plus system, every thread of this process, from
+//! `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`) and wall time around each measurement. Each round
+//! measures the pipeline and the bare decode back to back, alternating which goes first, so both
+//! meet the same conditions; the figure is the median over the rounds of these pairs' ratios.
+//! Before each round the benchmark waits (up to `--quiet-wait` seconds, 30 by default) for other
+//! work to leave the machine idle, and it reports how many cores other work used during each pair
+//! and how much CPU the hypervisor gave to other guests meanwhile (steal), which slows the pairs
+//! down (the HTTP part most) without showing as work on this machine.
+//!
+//! `--only PART` (`pipeline`, `bare`, `decoder`, `tracker` or `http`) runs that part alone for
+//! `--rounds` rounds, to profile it: for instance `valgrind --tool=callgrind` on the benchmark's
+//! executable with `--bench --only pipeline --rounds 1`.
 
 mod common;
 
@@ -89,7 +100,7 @@ struct BareSession {
     session_duration_seconds: Option<i64>,
 }
 
-/// Wall and CPU time of each round.
+/// Wall and CPU time of each round of one measurement.
 #[derive(Default)]
 struct Rounds {
     wall: Vec<Duration>,
@@ -102,21 +113,18 @@ impl Rounds {
         self.cpu.push(cpu);
     }
 
-    fn median(values: &[Duration]) -> Duration {
-        let mut v = values.to_vec();
-        v.sort();
-        v[v.len() / 2]
-    }
-
     fn wall(&self) -> Duration {
-        Self::median(&self.wall)
+        median(&self.wall)
     }
 
     fn cpu(&self) -> Duration {
-        Self::median(&self.cpu)
+        median(&self.cpu)
     }
 
     fn print(&self, name: &str) {
+        if self.cpu.is_empty() {
+            return;
+        }
         let list = |v: &[Duration]| {
             v.iter()
                 .map(|d| format!("{:.0}", ms(*d)))
@@ -124,7 +132,7 @@ impl Rounds {
                 .join(" ")
         };
         println!(
-            "{name:<34} wall {:>7.1} ms  cpu {:>7.1} ms   (rounds, ms: wall {} | cpu {})",
+            "{name:<36} wall {:>7.1} ms  cpu {:>7.1} ms   (rounds, ms: wall {} | cpu {})",
             ms(self.wall()),
             ms(self.cpu()),
             list(&self.wall),
@@ -133,12 +141,30 @@ impl Rounds {
     }
 }
 
+/// The median of `values` (the upper one of an even count).
+fn median<T: PartialOrd + Copy>(values: &[T]) -> T {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
+    v[v.len() / 2]
+}
+
+/// Everything a run keeps of the stored listing.
+struct Listing {
+    sim: Process,
+    http: reqwest::Client,
+    token: String,
+    bodies: Vec<Vec<u8>>,
+}
+
 fn main() {
     if !common::invoked_as_benchmark() {
         println!("ingest: run with `cargo bench --bench ingest`");
         return;
     }
-    let rounds: usize = common::arg("rounds").map_or(5, |s| s.parse().expect("--rounds N"));
+    let rounds: usize = common::arg("rounds").map_or(9, |s| s.parse().expect("--rounds N"));
+    let quiet_wait = Duration::from_secs(
+        common::arg("quiet-wait").map_or(30, |s| s.parse().expect("--quiet-wait SECONDS")),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -168,6 +194,16 @@ fn main() {
         bytes as f64 / 1e6,
         bytes as f64 / f64::from(ACTIVE)
     );
+    let listing = Listing {
+        sim,
+        http,
+        token,
+        bodies,
+    };
+    if let Some(part) = common::arg("only") {
+        only(&runtime, &listing, &part, rounds);
+        return;
+    }
 
     let mut http_only = Rounds::default();
     let mut bare = Rounds::default();
@@ -176,56 +212,55 @@ fn main() {
     let mut pipeline = Rounds::default();
     let mut resync = Rounds::default();
     let mut server = Rounds::default();
-    for _ in 0..rounds {
-        let (sessions, wall, cpu) = measure(|| {
-            let mut n = 0;
-            for body in &bodies {
-                let page: BarePage = serde_json::from_slice(body).expect("bare decode");
-                n += black_box(page).sessions.len();
+    let mut ratios = Vec::new();
+    let mut resync_ratios = Vec::new();
+    let mut others_load = Vec::new();
+    let mut steal_load = Vec::new();
+    for round in 0..rounds {
+        common::wait_quiet(quiet_wait);
+        // The pair: the pipeline and the bare decode back to back, in alternating order.
+        let load = common::LoadMeter::start(&[listing.sim.pid()]);
+        let pipeline_first = round % 2 == 0;
+        let mut tracker = None;
+        for step in 0..2 {
+            if (step == 0) == pipeline_first {
+                let server_before = listing.sim.cpu_time();
+                let (t, wall, cpu) = run_pipeline(&runtime, &listing.sim, None);
+                server.add(Duration::ZERO, listing.sim.cpu_time() - server_before);
+                pipeline.add(wall, cpu);
+                tracker = Some(t);
+            } else {
+                let (wall, cpu) = bare_decode(&listing.bodies);
+                bare.add(wall, cpu);
             }
-            n
-        });
-        assert_eq!(sessions, ACTIVE as usize);
-        bare.add(wall, cpu);
+        }
+        let others = load.others_cores();
+        let steal = load.steal_cores();
+        others_load.push(others);
+        steal_load.push(steal);
+        let ratio = secs(pipeline.cpu.last()) / secs(bare.cpu.last());
+        ratios.push(ratio);
+        println!(
+            "round {:>2}: pipeline {:>6.1} ms, bare decode {:>6.1} ms CPU ({} first): \
+             ratio {ratio:.2}; other work {others:.2} cores, steal {steal:.2} cores",
+            round + 1,
+            ms(*pipeline.cpu.last().expect("a pipeline round")),
+            ms(*bare.cpu.last().expect("a bare round")),
+            if pipeline_first { "pipeline" } else { "bare" },
+        );
 
-        let (pages, wall, cpu) = measure(|| {
-            bodies
-                .iter()
-                .map(|b| SessionsPage::from_slice(b).expect("decode"))
-                .collect::<Vec<_>>()
-        });
-        decoder.add(wall, cpu);
-        let mut tracker = SessionTracker::new(Utc::now(), Dimension::DEFAULT.to_vec());
-        let now = Utc::now();
-        let ((), wall, cpu) = measure(|| {
-            tracker.begin_full_listing();
-            for page in &pages {
-                black_box(tracker.apply(&page.sessions, now));
-            }
-            tracker.finish_full_listing(now);
-        });
-        assert_eq!(tracker.active_count(), u64::from(ACTIVE));
-        tracker_only.add(wall, cpu);
-        drop(pages);
-
-        let (url, client, bearer) = (sim.url(), http.clone(), token.clone());
-        let ((_, pages), wall, cpu) = runtime
-            .block_on(runtime.spawn(async move {
-                let (wall, cpu) = (Instant::now(), common::process_cpu_time());
-                let fetched = fetch_pages(&client, &url, &bearer, false).await;
-                (fetched, wall.elapsed(), common::process_cpu_time() - cpu)
-            }))
-            .expect("fetch task");
-        assert_eq!(pages, bodies.len());
-        http_only.add(wall, cpu);
-
-        let server_before = sim.cpu_time();
-        let (tracker, wall, cpu) = run_pipeline(&runtime, &sim, None);
-        pipeline.add(wall, cpu);
-        server.add(Duration::ZERO, sim.cpu_time() - server_before);
-        let (_, wall, cpu) = run_pipeline(&runtime, &sim, Some(tracker));
+        // The parts, in the same round.
+        let (_, wall, cpu) = run_pipeline(&runtime, &listing.sim, tracker);
         resync.add(wall, cpu);
+        resync_ratios.push(secs(Some(&cpu)) / secs(bare.cpu.last()));
+        let (wall, cpu) = http_only_round(&runtime, &listing);
+        http_only.add(wall, cpu);
+        let (wall, cpu) = decoder_alone(&listing.bodies);
+        decoder.add(wall, cpu);
+        let (wall, cpu) = tracker_alone(&listing.bodies);
+        tracker_only.add(wall, cpu);
     }
+    println!();
     http_only.print("HTTP only (reqwest, no decoding)");
     bare.print("bare serde decode (stored bodies)");
     decoder.print("exporter's decoder (stored bodies)");
@@ -233,25 +268,134 @@ fn main() {
     pipeline.print("pipeline, first listing (HTTP)");
     resync.print("pipeline, resync (HTTP)");
     println!(
-        "{:<34} cpu {:>7.1} ms (simulator process, for comparison; 10 ms ticks)",
+        "{:<36} cpu {:>7.1} ms (simulator process, for comparison; 10 ms ticks)",
         "simulator serving the pages",
         ms(server.cpu())
     );
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     println!(
-        "\nratio pipeline / bare decode, CPU:  {:.2} (target at most 1.5); resync {:.2}",
-        pipeline.cpu().as_secs_f64() / bare.cpu().as_secs_f64(),
-        resync.cpu().as_secs_f64() / bare.cpu().as_secs_f64()
+        "\nratio pipeline / bare decode, CPU, median of {rounds} pairs: {:.2} (target at most 1.10)\n  \
+         pairs: {}\n  resync / bare decode of the same round, median: {:.2}",
+        median(&ratios),
+        list(&ratios),
+        median(&resync_ratios),
     );
     println!(
-        "ratio pipeline / bare decode, wall: {:.2} (the pipeline waits for the simulator too)",
-        pipeline.wall().as_secs_f64() / bare.wall().as_secs_f64()
+        "ratio of the medians: pipeline / bare decode {:.2}, exporter's decoder / bare decode {:.2}",
+        secs(Some(&pipeline.cpu())) / secs(Some(&bare.cpu())),
+        secs(Some(&decoder.cpu())) / secs(Some(&bare.cpu())),
     );
     println!(
-        "ratio exporter's decoder / bare decode, CPU: {:.2}",
-        decoder.cpu().as_secs_f64() / bare.cpu().as_secs_f64()
+        "parts of the pipeline alone (HTTP + decoder + tracker, medians): {:.1} ms CPU against \
+         {:.1} ms for the pipeline",
+        ms(http_only.cpu() + decoder.cpu() + tracker_only.cpu()),
+        ms(pipeline.cpu()),
+    );
+    println!(
+        "other work during the pairs, cores: median {:.2}, most {:.2}; steal (the host's other \
+         guests): median {:.2}, most {:.2}",
+        median(&others_load),
+        others_load.iter().copied().fold(0.0, f64::max),
+        median(&steal_load),
+        steal_load.iter().copied().fold(0.0, f64::max)
     );
 
-    runtime.block_on(memory(&sim));
+    runtime.block_on(memory(&listing.sim));
+}
+
+fn secs(d: Option<&Duration>) -> f64 {
+    d.expect("a measurement").as_secs_f64()
+}
+
+/// Runs one part alone, `rounds` times, and prints its times (see the module documentation).
+fn only(runtime: &tokio::runtime::Runtime, listing: &Listing, part: &str, rounds: usize) {
+    let mut times = Rounds::default();
+    for _ in 0..rounds {
+        let (wall, cpu) = match part {
+            "pipeline" => {
+                let (_, wall, cpu) = run_pipeline(runtime, &listing.sim, None);
+                (wall, cpu)
+            }
+            "bare" => bare_decode(&listing.bodies),
+            "decoder" => decoder_alone(&listing.bodies),
+            "tracker" => tracker_alone(&listing.bodies),
+            "http" => http_only_round(runtime, listing),
+            _ => panic!("--only: pipeline, bare, decoder, tracker or http"),
+        };
+        times.add(wall, cpu);
+    }
+    times.print(part);
+}
+
+/// The bare decode of every stored body.
+fn bare_decode(bodies: &[Vec<u8>]) -> (Duration, Duration) {
+    let (sessions, wall, cpu) = measure(|| {
+        let mut n = 0;
+        for body in bodies {
+            let page: BarePage = serde_json::from_slice(body).expect("bare decode");
+            n += black_box(page).sessions.len();
+        }
+        n
+    });
+    assert_eq!(sessions, ACTIVE as usize);
+    (wall, cpu)
+}
+
+/// The exporter's decoder on every stored body, each page dropped once decoded as the pipeline
+/// drops it.
+fn decoder_alone(bodies: &[Vec<u8>]) -> (Duration, Duration) {
+    let (sessions, wall, cpu) = measure(|| {
+        let mut n = 0;
+        for body in bodies {
+            let page = SessionsPage::from_slice(body).expect("decode");
+            n += black_box(page).sessions.len();
+        }
+        n
+    });
+    assert_eq!(sessions, ACTIVE as usize);
+    (wall, cpu)
+}
+
+/// A new tracker applying every page, decoded beforehand (not timed).
+fn tracker_alone(bodies: &[Vec<u8>]) -> (Duration, Duration) {
+    let pages: Vec<_> = bodies
+        .iter()
+        .map(|b| SessionsPage::from_slice(b).expect("decode"))
+        .collect();
+    let mut tracker = SessionTracker::new(Utc::now(), Dimension::DEFAULT.to_vec());
+    let now = Utc::now();
+    let ((), wall, cpu) = measure(|| {
+        tracker.begin_full_listing();
+        for page in &pages {
+            black_box(tracker.apply(&page.sessions, now));
+        }
+        tracker.finish_full_listing(now);
+    });
+    assert_eq!(tracker.active_count(), u64::from(ACTIVE));
+    (wall, cpu)
+}
+
+/// The listing's requests with reqwest, bodies read and dropped, from a runtime task.
+fn http_only_round(runtime: &tokio::runtime::Runtime, listing: &Listing) -> (Duration, Duration) {
+    let (url, client, bearer) = (
+        listing.sim.url(),
+        listing.http.clone(),
+        listing.token.clone(),
+    );
+    let ((_, pages), wall, cpu) = runtime
+        .block_on(runtime.spawn(async move {
+            let (wall, cpu) = (Instant::now(), common::process_cpu_time());
+            let fetched = fetch_pages(&client, &url, &bearer, false).await;
+            (fetched, wall.elapsed(), common::process_cpu_time() - cpu)
+        }))
+        .expect("fetch task");
+    assert_eq!(pages, listing.bodies.len());
+    (wall, cpu)
 }
 
 /// Fetches the pages of a full ACTIVE listing, as the exporter's client asks for them; keeps

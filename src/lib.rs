@@ -17,6 +17,7 @@
 //!   client and its one budget; the runner, readiness and the budget plan.
 //! - [`tracker`]: the pure core. Session observations in, counters and gauges out; no IO, no clock.
 //!   Every counting rule of the contract lives and is tested here.
+//! - `fast_hash`: the seeded hasher of the maps a listing fills (session ids, label sets).
 //! - [`metrics`]: the owned registry, self-metrics, the families built from what the collectors
 //!   publish, and encoding.
 //! - [`server`]: the HTTP routers (`/metrics`, `/`, `/healthz`, `/readyz`; the probe address) and
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod collectors;
 pub mod config;
 pub mod duration;
+mod fast_hash;
 pub mod logging;
 pub mod metrics;
 pub mod secret;

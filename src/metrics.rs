@@ -767,13 +767,13 @@ mod tests {
         );
         let failed: Vec<crate::upstream::model::Session> = (0..55)
             .map(|i| crate::upstream::model::Session {
-                id: Some(format!("s{i}")),
+                id: Some(format!("s{i}").into()),
                 status: Some(crate::upstream::model::SessionStatus::Failed),
                 region: Some("eu".into()),
                 protocol: Some("UDP".into()),
                 start_time: Some(t0),
                 end_time: Some(t0),
-                disconnect_reason: Some(format!("REASON_{i:02}")),
+                disconnect_reason: Some(format!("REASON_{i:02}").into()),
                 ..Default::default()
             })
             .collect();

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::fast_hash::FastState;
 use crate::upstream::model::{Session, SessionStatus};
 
 /// Upper bounds of the duration histogram, in seconds (from the contract).
@@ -102,7 +103,7 @@ impl Dimension {
     }
 
     /// The session's value for this dimension, `none` when missing.
-    pub fn value(self, s: &Session) -> &str {
+    pub fn value<'s>(self, s: &'s Session<'_>) -> &'s str {
         let v = match self {
             Self::VpnRegion => &s.region,
             Self::Network => &s.network,
@@ -235,7 +236,7 @@ struct SeriesCounters {
 /// a full listing of 100,000 sessions meets only a few hundred distinct sets.
 #[derive(Debug, Default)]
 struct Interner {
-    ids: HashMap<Box<str>, u32>,
+    ids: HashMap<Box<str>, u32, FastState>,
     values: Vec<LabelValues>,
     key: String,
 }
@@ -337,8 +338,8 @@ pub struct SessionTracker {
     labels: Interner,
     regions: Interner,
     series: Vec<SeriesCounters>,
-    live: HashMap<Box<str>, Live>,
-    ended: HashMap<Box<str>, Ended>,
+    live: HashMap<Box<str>, Live, FastState>,
+    ended: HashMap<Box<str>, Ended, FastState>,
     ended_counts: HashMap<(u32, u32), u64>,
     failed_counts: HashMap<(u32, u32), u64>,
     durations: HashMap<(u32, EndStatus), HistogramCounts>,
@@ -356,8 +357,8 @@ impl SessionTracker {
             labels: Interner::default(),
             regions: Interner::default(),
             series: Vec::new(),
-            live: HashMap::new(),
-            ended: HashMap::new(),
+            live: HashMap::default(),
+            ended: HashMap::default(),
             ended_counts: HashMap::new(),
             failed_counts: HashMap::new(),
             durations: HashMap::new(),
@@ -659,9 +660,11 @@ mod tests {
         SessionTracker::new(at(0), vec![Dimension::VpnRegion, Dimension::Protocol])
     }
 
-    fn active(id: &str, start: i64, bytes_in: u64) -> Session {
+    // Records that own their text, as those the decoder had to unescape: the tests make ids
+    // with format!, which a borrowing record could not outlive.
+    fn active(id: &str, start: i64, bytes_in: u64) -> Session<'static> {
         Session {
-            id: Some(id.into()),
+            id: Some(id.to_owned().into()),
             status: Some(SessionStatus::Active),
             region: Some("eu".into()),
             protocol: Some("UDP".into()),
@@ -672,16 +675,16 @@ mod tests {
         }
     }
 
-    fn ended(id: &str, start: i64, end: i64, bytes_in: u64, reason: &str) -> Session {
+    fn ended(id: &str, start: i64, end: i64, bytes_in: u64, reason: &str) -> Session<'static> {
         Session {
             status: Some(SessionStatus::Completed),
             end_time: Some(at(end)),
-            disconnect_reason: Some(reason.into()),
+            disconnect_reason: Some(reason.to_owned().into()),
             ..active(id, start, bytes_in)
         }
     }
 
-    fn failed(id: &str, start: i64, end: i64, reason: &str) -> Session {
+    fn failed(id: &str, start: i64, end: i64, reason: &str) -> Session<'static> {
         Session {
             status: Some(SessionStatus::Failed),
             ..ended(id, start, end, 0, reason)
@@ -1000,7 +1003,7 @@ mod tests {
         let mut t = tracker();
         let mut s = active("a", 1, 1);
         s.region = None;
-        s.protocol = Some("x".repeat(500));
+        s.protocol = Some("x".repeat(500).into());
         t.apply(&[s], at(10));
         let snap = t.snapshot();
         let labels = &snap.active[0].0;

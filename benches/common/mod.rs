@@ -137,17 +137,7 @@ impl Process {
 
     /// User plus system CPU time used so far (10 ms resolution).
     pub(crate) fn cpu_time(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<u64> = rest
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect();
-        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-        let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-        Duration::from_millis(ticks * 1000 / clock_ticks_per_second())
+        Duration::from_millis(process_ticks(self.pid()) * 1000 / clock_ticks_per_second())
     }
 }
 
@@ -182,6 +172,107 @@ pub(crate) fn status_field(pid: u32, field: &str) -> Option<u64> {
 pub(crate) fn process_cpu_time() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// The machine's line of `/proc/stat`: CPU ticks (1/100 s) so far by kind.
+fn machine_ticks() -> Vec<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .find(|l| l.starts_with("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .map(|f| f.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// CPU ticks the whole machine has spent busy so far: user, nice, system, irq and softirq.
+fn machine_busy_ticks() -> u64 {
+    let fields = machine_ticks();
+    [0, 1, 2, 5, 6]
+        .iter()
+        .map(|&i| fields.get(i).copied().unwrap_or(0))
+        .sum()
+}
+
+/// CPU ticks the hypervisor has given to other guests while this one wanted to run (steal).
+fn machine_steal_ticks() -> u64 {
+    machine_ticks().get(7).copied().unwrap_or(0)
+}
+
+/// User plus system CPU ticks of process `pid` (every thread) so far.
+fn process_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)
+}
+
+/// How much CPU other work (anything but this process and the processes it names) uses while
+/// a measurement runs: other tenants' builds on a shared machine disturb it.
+pub(crate) struct LoadMeter {
+    pids: Vec<u32>,
+    started: Instant,
+    busy: u64,
+    own: u64,
+    steal: u64,
+}
+
+impl LoadMeter {
+    /// Starts counting; `pids` are this benchmark's own helper processes (the simulator).
+    pub(crate) fn start(pids: &[u32]) -> LoadMeter {
+        let mut pids = pids.to_vec();
+        pids.push(std::process::id());
+        let own = pids.iter().map(|&p| process_ticks(p)).sum();
+        LoadMeter {
+            pids,
+            started: Instant::now(),
+            busy: machine_busy_ticks(),
+            own,
+            steal: machine_steal_ticks(),
+        }
+    }
+
+    /// Cores the hypervisor gave to other guests on average since the start: on a shared host,
+    /// a busy neighbour slows every measurement down without showing as work on this machine.
+    pub(crate) fn steal_cores(&self) -> f64 {
+        let steal = machine_steal_ticks().saturating_sub(self.steal);
+        steal as f64 / clock_ticks_per_second() as f64 / self.started.elapsed().as_secs_f64()
+    }
+
+    /// Cores other work used on average since the start.
+    pub(crate) fn others_cores(&self) -> f64 {
+        let busy = machine_busy_ticks().saturating_sub(self.busy);
+        let own: u64 = self.pids.iter().map(|&p| process_ticks(p)).sum();
+        let others = busy.saturating_sub(own.saturating_sub(self.own));
+        others as f64 / clock_ticks_per_second() as f64 / self.started.elapsed().as_secs_f64()
+    }
+}
+
+/// Waits, for at most `limit`, until the machine has been idle for a second (under a tenth of
+/// a core busy, this process included); says so if it never was.
+pub(crate) fn wait_quiet(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut busy;
+    loop {
+        let before = machine_busy_ticks();
+        std::thread::sleep(Duration::from_secs(1));
+        busy = machine_busy_ticks().saturating_sub(before);
+        if busy * 10 < clock_ticks_per_second() || Instant::now() >= deadline {
+            break;
+        }
+    }
+    if busy * 10 >= clock_ticks_per_second() {
+        println!(
+            "(the machine stayed busy with other work for {limit:?}, {:.1} cores; measuring anyway)",
+            busy as f64 / clock_ticks_per_second() as f64
+        );
+    }
 }
 
 /// Wall and CPU time of `f`.

@@ -245,7 +245,7 @@ impl ApiClient {
                 Priority::High,
                 secret,
                 &build,
-                decode_token,
+                &mut decode_token,
             )
             .await?;
         tracing::debug!(
@@ -277,6 +277,20 @@ impl ApiClient {
         url: &Url,
         priority: Priority,
         decode: fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, UpstreamError> {
+        self.get_with(endpoint, url, priority, &mut |body| decode(body))
+            .await
+    }
+
+    /// [`Self::get`] with a closure that reads the body where it lies: what it decodes may
+    /// borrow from the body, and is used and dropped inside the closure. The closure runs for
+    /// each 2xx answer until it succeeds; an error (an undecodable body) is retried like a 5xx.
+    pub(crate) async fn get_with<T>(
+        &self,
+        endpoint: Endpoint,
+        url: &Url,
+        priority: Priority,
+        decode: &mut (dyn FnMut(&[u8]) -> Result<T, String> + Send),
     ) -> Result<T, UpstreamError> {
         let mut renewed = false;
         loop {
@@ -316,7 +330,7 @@ impl ApiClient {
         priority: Priority,
         secret: &Secret,
         build: &(dyn Fn() -> reqwest::RequestBuilder + Sync),
-        decode: fn(&[u8]) -> Result<T, String>,
+        decode: &mut (dyn FnMut(&[u8]) -> Result<T, String> + Send),
     ) -> Result<T, UpstreamError> {
         let retry = self.config.retry;
         let mut failures = 0;

@@ -9,9 +9,11 @@
 //!
 //! Decoding is hand-written over serde's visitor API rather than derived: derive cannot express
 //! "first non-empty alias wins" (it rejects a record carrying both `region` and `regionName`), and
-//! skipping the fields the exporter never uses without allocating them keeps a 100,000-session
-//! listing cheap.
+//! a 100,000-session listing stays cheap by skipping the fields the exporter never uses without
+//! allocating them, and by reading the text it does use in place: a [`Session`] borrows from the
+//! response body (owning only strings that had to be unescaped), so the body outlives the page.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
@@ -58,28 +60,32 @@ impl SessionStatus {
 }
 
 /// One session record, reduced to what the exporter uses.
+///
+/// Its text borrows from the response body wherever the JSON string has no escapes (nearly
+/// always), so decoding a page allocates no string: the tracker reads each value once and keeps
+/// only what it has not seen before (a new session's id, a new label set).
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Session {
+pub struct Session<'a> {
     /// `id` (alias `sessionId`).
-    pub id: Option<String>,
+    pub id: Option<Cow<'a, str>>,
     /// `status` (alias `connectionStatus`).
     pub status: Option<SessionStatus>,
     /// `region` (aliases `regionName`, `regionId`).
-    pub region: Option<String>,
+    pub region: Option<Cow<'a, str>>,
     /// `networkName`.
-    pub network: Option<String>,
+    pub network: Option<Cow<'a, str>>,
     /// `hostName`.
-    pub host: Option<String>,
+    pub host: Option<Cow<'a, str>>,
     /// `connectorName`.
-    pub connector: Option<String>,
+    pub connector: Option<Cow<'a, str>>,
     /// `userGroup`.
-    pub user_group: Option<String>,
+    pub user_group: Option<Cow<'a, str>>,
     /// `protocol`.
-    pub protocol: Option<String>,
+    pub protocol: Option<Cow<'a, str>>,
     /// `osType`.
-    pub os_type: Option<String>,
+    pub os_type: Option<Cow<'a, str>>,
     /// `disconnectReason`.
-    pub disconnect_reason: Option<String>,
+    pub disconnect_reason: Option<Cow<'a, str>>,
     /// `bytesIn`; negative values are dropped.
     pub bytes_in: Option<u64>,
     /// `bytesOut`; negative values are dropped.
@@ -94,24 +100,24 @@ pub struct Session {
 
 /// One page of a sessions listing.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct SessionsPage {
+pub struct SessionsPage<'a> {
     /// The records that decoded as objects; elements of any other type are skipped.
-    pub sessions: Vec<Session>,
+    pub sessions: Vec<Session<'a>>,
     /// Elements of `sessions` that were not objects.
     pub skipped: usize,
     /// Cursor of the next page; `None` (or empty in the body) means this was the last page.
     pub next_cursor: Option<String>,
 }
 
-impl SessionsPage {
+impl<'a> SessionsPage<'a> {
     /// Decodes a response body. Fails only when the body is not a JSON object with a `sessions`
     /// member that is an array or null: anything less is a broken answer to retry, not a page.
-    pub fn from_slice(body: &[u8]) -> Result<Self, serde_json::Error> {
+    pub fn from_slice(body: &'a [u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(body)
     }
 }
 
-impl<'de> Deserialize<'de> for SessionsPage {
+impl<'de> Deserialize<'de> for SessionsPage<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(PageVisitor)
     }
@@ -120,20 +126,20 @@ impl<'de> Deserialize<'de> for SessionsPage {
 struct PageVisitor;
 
 impl<'de> Visitor<'de> for PageVisitor {
-    type Value = SessionsPage;
+    type Value = SessionsPage<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a sessions page object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SessionsPage, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SessionsPage<'de>, A::Error> {
         let mut page = SessionsPage::default();
         let mut saw_sessions = false;
         while let Some(key) = map.next_key::<PageField>()? {
             match key {
                 PageField::Sessions => {
                     saw_sessions = true;
-                    if let Some(list) = map.next_value::<Option<SessionList>>()? {
+                    if let Some(list) = map.next_value::<Option<SessionList<'de>>>()? {
                         page.sessions = list.sessions;
                         page.skipped = list.skipped;
                     }
@@ -167,37 +173,44 @@ impl<'de> Deserialize<'de> for PageField {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a field name")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<PageField, E> {
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<PageField, E> {
                 Ok(match v {
-                    "sessions" => PageField::Sessions,
-                    "nextCursor" => PageField::NextCursor,
+                    b"sessions" => PageField::Sessions,
+                    b"nextCursor" => PageField::NextCursor,
                     _ => PageField::Other,
                 })
             }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PageField, E> {
+                self.visit_bytes(v.as_bytes())
+            }
         }
-        deserializer.deserialize_identifier(FieldVisitor)
+        // Names as bytes: compared with the few known ones, they need no UTF-8 check.
+        deserializer.deserialize_bytes(FieldVisitor)
     }
 }
 
-struct SessionList {
-    sessions: Vec<Session>,
+struct SessionList<'a> {
+    sessions: Vec<Session<'a>>,
     skipped: usize,
 }
 
-impl<'de> Deserialize<'de> for SessionList {
+impl<'de> Deserialize<'de> for SessionList<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ListVisitor;
         impl<'de> Visitor<'de> for ListVisitor {
-            type Value = SessionList;
+            type Value = SessionList<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an array of sessions")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SessionList, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SessionList<'de>, A::Error> {
                 let mut list = SessionList {
                     sessions: Vec::with_capacity(seq.size_hint().unwrap_or(100).min(1000)),
                     skipped: 0,
                 };
-                while let Some(item) = seq.next_element::<MaybeSession>()? {
+                while let Some(item) = seq.next_element::<MaybeSession<'de>>()? {
                     match item.0 {
                         Some(s) => list.sessions.push(s),
                         None => list.skipped += 1,
@@ -212,9 +225,9 @@ impl<'de> Deserialize<'de> for SessionList {
 
 /// A list element: a session when it is an object, `None` for anything else.
 #[derive(Default)]
-struct MaybeSession(Option<Session>);
+struct MaybeSession<'a>(Option<Session<'a>>);
 
-impl<'de> Deserialize<'de> for MaybeSession {
+impl<'de> Deserialize<'de> for MaybeSession<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(MaybeSessionVisitor)
     }
@@ -231,7 +244,7 @@ macro_rules! ignore_scalars {
 }
 
 impl<'de> Visitor<'de> for MaybeSessionVisitor {
-    type Value = MaybeSession;
+    type Value = MaybeSession<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a session object")
@@ -239,21 +252,21 @@ impl<'de> Visitor<'de> for MaybeSessionVisitor {
 
     ignore_scalars!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
 
-    fn visit_unit<E: de::Error>(self) -> Result<MaybeSession, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<MaybeSession<'de>, E> {
         Ok(MaybeSession(None))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MaybeSession, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MaybeSession<'de>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(MaybeSession(None))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MaybeSession, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MaybeSession<'de>, A::Error> {
         SessionVisitor.visit_map(map).map(|s| MaybeSession(Some(s)))
     }
 }
 
-impl<'de> Deserialize<'de> for Session {
+impl<'de> Deserialize<'de> for Session<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(SessionVisitor)
     }
@@ -292,46 +305,52 @@ impl<'de> Deserialize<'de> for Field {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a field name")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Field, E> {
                 Ok(match v {
-                    "id" => Field::Id,
-                    "sessionId" => Field::SessionId,
-                    "status" => Field::Status,
-                    "connectionStatus" => Field::ConnectionStatus,
-                    "region" => Field::Region,
-                    "regionName" => Field::RegionName,
-                    "regionId" => Field::RegionId,
-                    "networkName" => Field::NetworkName,
-                    "hostName" => Field::HostName,
-                    "connectorName" => Field::ConnectorName,
-                    "userGroup" => Field::UserGroup,
-                    "protocol" => Field::Protocol,
-                    "osType" => Field::OsType,
-                    "disconnectReason" => Field::DisconnectReason,
-                    "bytesIn" => Field::BytesIn,
-                    "bytesOut" => Field::BytesOut,
-                    "sessionStartTime" => Field::SessionStartTime,
-                    "startDateTime" => Field::StartDateTime,
-                    "sessionEndTime" => Field::SessionEndTime,
-                    "sessionDurationSeconds" => Field::SessionDurationSeconds,
+                    b"id" => Field::Id,
+                    b"sessionId" => Field::SessionId,
+                    b"status" => Field::Status,
+                    b"connectionStatus" => Field::ConnectionStatus,
+                    b"region" => Field::Region,
+                    b"regionName" => Field::RegionName,
+                    b"regionId" => Field::RegionId,
+                    b"networkName" => Field::NetworkName,
+                    b"hostName" => Field::HostName,
+                    b"connectorName" => Field::ConnectorName,
+                    b"userGroup" => Field::UserGroup,
+                    b"protocol" => Field::Protocol,
+                    b"osType" => Field::OsType,
+                    b"disconnectReason" => Field::DisconnectReason,
+                    b"bytesIn" => Field::BytesIn,
+                    b"bytesOut" => Field::BytesOut,
+                    b"sessionStartTime" => Field::SessionStartTime,
+                    b"startDateTime" => Field::StartDateTime,
+                    b"sessionEndTime" => Field::SessionEndTime,
+                    b"sessionDurationSeconds" => Field::SessionDurationSeconds,
                     _ => Field::Other,
                 })
             }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+                self.visit_bytes(v.as_bytes())
+            }
         }
-        deserializer.deserialize_identifier(FieldVisitor)
+        // Names as bytes: a record has 31 fields, and checking that each name is UTF-8 before
+        // comparing it with the known ones cost more than the comparison. A name that is not
+        // UTF-8 is no known name: it is skipped like any unknown field.
+        deserializer.deserialize_bytes(FieldVisitor)
     }
 }
 
 struct SessionVisitor;
 
 impl<'de> Visitor<'de> for SessionVisitor {
-    type Value = Session;
+    type Value = Session<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a session object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Session, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Session<'de>, A::Error> {
         let mut s = Session::default();
         let mut session_id = None;
         let mut connection_status = None;
@@ -339,23 +358,23 @@ impl<'de> Visitor<'de> for SessionVisitor {
         let mut start_date_time = None;
         while let Some(key) = map.next_key::<Field>()? {
             match key {
-                Field::Id => s.id = map.next_value::<Lenient<String>>()?.0,
-                Field::SessionId => session_id = map.next_value::<Lenient<String>>()?.0,
+                Field::Id => s.id = map.next_value::<Lenient<Cow<'de, str>>>()?.0,
+                Field::SessionId => session_id = map.next_value::<Lenient<Cow<'de, str>>>()?.0,
                 Field::Status => s.status = map.next_value::<Lenient<SessionStatus>>()?.0,
                 Field::ConnectionStatus => {
                     connection_status = map.next_value::<Lenient<SessionStatus>>()?.0;
                 }
-                Field::Region => s.region = map.next_value::<Lenient<String>>()?.0,
-                Field::RegionName => region_name = map.next_value::<Lenient<String>>()?.0,
-                Field::RegionId => region_id = map.next_value::<Lenient<String>>()?.0,
-                Field::NetworkName => s.network = map.next_value::<Lenient<String>>()?.0,
-                Field::HostName => s.host = map.next_value::<Lenient<String>>()?.0,
-                Field::ConnectorName => s.connector = map.next_value::<Lenient<String>>()?.0,
-                Field::UserGroup => s.user_group = map.next_value::<Lenient<String>>()?.0,
-                Field::Protocol => s.protocol = map.next_value::<Lenient<String>>()?.0,
-                Field::OsType => s.os_type = map.next_value::<Lenient<String>>()?.0,
+                Field::Region => s.region = map.next_value::<Lenient<Cow<'de, str>>>()?.0,
+                Field::RegionName => region_name = map.next_value::<Lenient<Cow<'de, str>>>()?.0,
+                Field::RegionId => region_id = map.next_value::<Lenient<Cow<'de, str>>>()?.0,
+                Field::NetworkName => s.network = map.next_value::<Lenient<Cow<'de, str>>>()?.0,
+                Field::HostName => s.host = map.next_value::<Lenient<Cow<'de, str>>>()?.0,
+                Field::ConnectorName => s.connector = map.next_value::<Lenient<Cow<'de, str>>>()?.0,
+                Field::UserGroup => s.user_group = map.next_value::<Lenient<Cow<'de, str>>>()?.0,
+                Field::Protocol => s.protocol = map.next_value::<Lenient<Cow<'de, str>>>()?.0,
+                Field::OsType => s.os_type = map.next_value::<Lenient<Cow<'de, str>>>()?.0,
                 Field::DisconnectReason => {
-                    s.disconnect_reason = map.next_value::<Lenient<String>>()?.0;
+                    s.disconnect_reason = map.next_value::<Lenient<Cow<'de, str>>>()?.0;
                 }
                 Field::BytesIn => s.bytes_in = map.next_value::<Lenient<u64>>()?.0,
                 Field::BytesOut => s.bytes_out = map.next_value::<Lenient<u64>>()?.0,
@@ -387,13 +406,29 @@ impl<'de> Visitor<'de> for SessionVisitor {
     }
 }
 
+/// `v` without leading and trailing white space, as [`str::trim`]. Nearly every value starts and
+/// ends with a visible ASCII character, which no white space (ASCII or not) can be: that case
+/// returns at once instead of decoding characters from both ends.
+fn trim(v: &str) -> &str {
+    let visible = |b: &u8| (0x21..0x7f).contains(b);
+    match (v.as_bytes().first(), v.as_bytes().last()) {
+        (Some(first), Some(last)) if visible(first) && visible(last) => v,
+        _ => v.trim(),
+    }
+}
+
 /// A value that decodes from whatever JSON stands where it is expected; anything that does not
 /// fit becomes `None` instead of an error.
 struct Lenient<T>(Option<T>);
 
-/// Values that [`Lenient`] can build from JSON scalars.
-trait FromScalar: Sized {
+/// Values that [`Lenient`] can build from JSON scalars; `'de` is the lifetime of the body, which
+/// text can borrow from.
+trait FromScalar<'de>: Sized {
     fn from_str(v: &str) -> Option<Self>;
+    /// A string without escapes, which lives as long as the body.
+    fn from_borrowed_str(v: &'de str) -> Option<Self> {
+        Self::from_str(v)
+    }
     fn from_i64(v: i64) -> Option<Self>;
     fn from_u64(v: u64) -> Option<Self>;
     fn from_f64(v: f64) -> Option<Self>;
@@ -402,9 +437,9 @@ trait FromScalar: Sized {
     }
 }
 
-impl FromScalar for String {
+impl FromScalar<'_> for String {
     fn from_str(v: &str) -> Option<Self> {
-        let v = v.trim();
+        let v = trim(v);
         (!v.is_empty()).then(|| v.to_owned())
     }
     fn from_i64(v: i64) -> Option<Self> {
@@ -418,9 +453,28 @@ impl FromScalar for String {
     }
 }
 
-impl FromScalar for u64 {
+impl<'de> FromScalar<'de> for Cow<'de, str> {
     fn from_str(v: &str) -> Option<Self> {
-        v.trim().parse().ok()
+        <String as FromScalar>::from_str(v).map(Cow::Owned)
+    }
+    fn from_borrowed_str(v: &'de str) -> Option<Self> {
+        let v = trim(v);
+        (!v.is_empty()).then_some(Cow::Borrowed(v))
+    }
+    fn from_i64(v: i64) -> Option<Self> {
+        <String as FromScalar>::from_i64(v).map(Cow::Owned)
+    }
+    fn from_u64(v: u64) -> Option<Self> {
+        <String as FromScalar>::from_u64(v).map(Cow::Owned)
+    }
+    fn from_f64(v: f64) -> Option<Self> {
+        <String as FromScalar>::from_f64(v).map(Cow::Owned)
+    }
+}
+
+impl FromScalar<'_> for u64 {
+    fn from_str(v: &str) -> Option<Self> {
+        trim(v).parse().ok()
     }
     fn from_i64(v: i64) -> Option<Self> {
         u64::try_from(v).ok()
@@ -434,9 +488,9 @@ impl FromScalar for u64 {
     }
 }
 
-impl FromScalar for SessionStatus {
+impl FromScalar<'_> for SessionStatus {
     fn from_str(v: &str) -> Option<Self> {
-        Some(SessionStatus::parse(v.trim()))
+        Some(SessionStatus::parse(trim(v)))
     }
     fn from_i64(_v: i64) -> Option<Self> {
         Some(SessionStatus::Unknown)
@@ -465,9 +519,9 @@ impl Time {
     }
 }
 
-impl FromScalar for Time {
+impl FromScalar<'_> for Time {
     fn from_str(v: &str) -> Option<Self> {
-        let v = v.trim();
+        let v = trim(v);
         if let Ok(t) = DateTime::parse_from_rfc3339(v) {
             return Some(Time(t.with_timezone(&Utc)));
         }
@@ -488,7 +542,7 @@ impl FromScalar for Time {
     }
 }
 
-impl<'de, T: FromScalar> Deserialize<'de> for Lenient<T> {
+impl<'de, T: FromScalar<'de>> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(LenientVisitor(std::marker::PhantomData))
     }
@@ -496,7 +550,7 @@ impl<'de, T: FromScalar> Deserialize<'de> for Lenient<T> {
 
 struct LenientVisitor<T>(std::marker::PhantomData<T>);
 
-impl<'de, T: FromScalar> Visitor<'de> for LenientVisitor<T> {
+impl<'de, T: FromScalar<'de>> Visitor<'de> for LenientVisitor<T> {
     type Value = Lenient<T>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -516,6 +570,9 @@ impl<'de, T: FromScalar> Visitor<'de> for LenientVisitor<T> {
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         Ok(Lenient(T::from_str(v)))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Lenient(T::from_borrowed_str(v)))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Lenient(None))
@@ -540,7 +597,7 @@ impl<'de, T: FromScalar> Visitor<'de> for LenientVisitor<T> {
 mod tests {
     use super::*;
 
-    fn page(json: &str) -> SessionsPage {
+    fn page(json: &str) -> SessionsPage<'_> {
         SessionsPage::from_slice(json.as_bytes()).expect("page decodes")
     }
 
@@ -608,6 +665,61 @@ mod tests {
         assert_eq!(s.protocol, None);
         assert_eq!(s.duration_seconds, None);
         assert_eq!(p.next_cursor, None, "an empty cursor means the last page");
+    }
+
+    #[test]
+    fn field_names_are_read_unescaped_and_odd_ones_skipped() {
+        // An escaped name is the name; a name that is not UTF-8 is no known one, like any
+        // unknown field, and costs neither the record nor the page.
+        let mut body = br#"{"sessions":[{"id":"a","re\u0067ion":"eu","x"#.to_vec();
+        body.extend_from_slice(&[0xff, 0xfe]);
+        body.extend_from_slice(br#"":1,"status":"ACTIVE"}],"next\u0043ursor":"c"}"#);
+        let p = SessionsPage::from_slice(&body).expect("page decodes");
+        let s = &p.sessions[0];
+        assert_eq!(s.id.as_deref(), Some("a"));
+        assert_eq!(s.region.as_deref(), Some("eu"));
+        assert_eq!(s.status, Some(SessionStatus::Active));
+        assert_eq!(p.next_cursor.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn text_is_read_in_place_unless_it_must_be_unescaped() {
+        let p = page(
+            r#"{"sessions":[{"id":" a1 ","region":"eu\u002dwest","userGroup":"R&D \"ops\"",
+              "networkName":"hq","bytesIn":"5"}]}"#,
+        );
+        let s = &p.sessions[0];
+        // Trimmed, and still a slice of the body.
+        assert!(matches!(s.id, Some(Cow::Borrowed("a1"))), "{:?}", s.id);
+        assert!(matches!(s.network, Some(Cow::Borrowed("hq"))));
+        // Escapes leave the decoder no slice to point at.
+        assert_eq!(s.region.as_deref(), Some("eu-west"));
+        assert!(matches!(s.region, Some(Cow::Owned(_))));
+        assert_eq!(s.user_group.as_deref(), Some("R&D \"ops\""));
+        assert_eq!(s.bytes_in, Some(5));
+    }
+
+    #[test]
+    fn trimming_matches_str_trim() {
+        for v in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\ta\n",
+            "\u{a0}a",
+            "a\u{2003}",
+            "\u{85}",
+            "é",
+            " é ",
+            "a b",
+            "\u{3000}x\u{3000}",
+            "~",
+            "!x!",
+        ] {
+            assert_eq!(trim(v), v.trim(), "{v:?}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! listing needs against a server whose paging does not end.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Url;
@@ -11,6 +11,7 @@ use super::Endpoint;
 use super::client::{ApiClient, Priority};
 use super::error::UpstreamError;
 use super::model::{SessionStatus, SessionsPage};
+use crate::fast_hash::FastState;
 
 /// Page size asked for: the API's maximum.
 pub const PAGE_SIZE: u32 = 100;
@@ -55,27 +56,32 @@ impl ApiClient {
         let mut stats = ListingStats::default();
         let mut cursors: HashSet<String> = HashSet::new();
         // Hashes, not ids: enough to tell progress from a loop without holding every id twice.
-        let hasher = RandomState::new();
-        let mut ids: HashSet<u64> = HashSet::new();
+        let hasher = FastState::default();
+        let mut ids: HashSet<u64, FastState> = HashSet::default();
         let mut stalled = 0;
         let mut cursor: Option<String> = None;
         loop {
             let url = self.sessions_url(query, cursor.as_deref());
-            let page = self
-                .get(Endpoint::Sessions, &url, Priority::High, decode_page)
+            // The page borrows its text from the body, so it is handed on where it is decoded;
+            // only the cursor and the count of new ids come out.
+            let (next, fresh) = self
+                .get_with(Endpoint::Sessions, &url, Priority::High, &mut |body| {
+                    let page = SessionsPage::from_slice(body).map_err(|e| e.to_string())?;
+                    let observed_at = self.server_now();
+                    stats.pages += 1;
+                    stats.sessions += page.sessions.len();
+                    stats.skipped += page.skipped;
+                    let fresh = page
+                        .sessions
+                        .iter()
+                        .filter_map(|s| s.id.as_deref())
+                        .filter(|id| ids.insert(hasher.hash_one(id)))
+                        .count();
+                    on_page(&page, observed_at);
+                    Ok((page.next_cursor, fresh))
+                })
                 .await?;
-            let observed_at = self.server_now();
-            stats.pages += 1;
-            stats.sessions += page.sessions.len();
-            stats.skipped += page.skipped;
-            let fresh = page
-                .sessions
-                .iter()
-                .filter_map(|s| s.id.as_deref())
-                .filter(|id| ids.insert(hasher.hash_one(id)))
-                .count();
-            on_page(&page, observed_at);
-            let Some(next) = page.next_cursor else {
+            let Some(next) = next else {
                 return Ok(stats);
             };
             if !cursors.insert(next.clone()) {
@@ -122,10 +128,6 @@ impl ApiClient {
         }
         url
     }
-}
-
-fn decode_page(body: &[u8]) -> Result<SessionsPage, String> {
-    SessionsPage::from_slice(body).map_err(|e| e.to_string())
 }
 
 /// `ISO_INSTANT` with whole seconds, as the API documents; rounded down (`startDate`) or up

@@ -332,3 +332,82 @@ async fn persistent_failures_are_counted_by_kind() {
         exporter.stop().await;
     }
 }
+
+/// A page whose body does not decode is asked for again, and each page reaches the listing's
+/// consumer once, whether its text is read in place or had to be unescaped.
+#[tokio::test]
+async fn an_undecodable_page_is_fetched_again_and_handed_on_once() {
+    use std::sync::Arc;
+
+    use cloudconnexa_exporter::clock::SystemClock;
+    use cloudconnexa_exporter::secret::Secret;
+    use cloudconnexa_exporter::upstream::Unobserved;
+    use cloudconnexa_exporter::upstream::client::{ApiClient, ApiVersion, ClientConfig};
+    use cloudconnexa_exporter::upstream::model::SessionStatus;
+    use cloudconnexa_exporter::upstream::sessions::SessionsQuery;
+
+    let fake = Fake::start(|req, index| {
+        if req.path.ends_with("/oauth/token") {
+            return token("t", 3600);
+        }
+        if req.query.contains("cursor=c1") {
+            return Answer::json(
+                200,
+                r#"{"sessions":[{"id":"b","status":"ACTIVE","region":"eu-\u0077est"}]}"#,
+            );
+        }
+        if index == 1 {
+            // The first page, cut short.
+            return Answer::json(200, r#"{"sessions":[{"id":"a","sta"#);
+        }
+        Answer::json(
+            200,
+            r#"{"sessions":[{"id":"a","status":"ACTIVE","region":"eu"}],"nextCursor":"c1"}"#,
+        )
+    })
+    .await;
+    let client = ApiClient::new(
+        ClientConfig {
+            base_url: reqwest::Url::parse(&fake.url()).unwrap(),
+            api_version: ApiVersion::V1,
+            client_id: "id".into(),
+            client_secret: Secret::new("secret"),
+            request_timeout: Duration::from_secs(5),
+            retry: crate::helpers::fast_retry(),
+        },
+        Arc::new(SystemClock),
+        Arc::new(Unobserved),
+    )
+    .unwrap();
+    let query = SessionsQuery {
+        status: Some(SessionStatus::Active),
+        start: client.server_now() - chrono::Duration::hours(1),
+        end: None,
+        return_only_new: false,
+    };
+    let mut handed = Vec::new();
+    let stats = client
+        .list_sessions(&query, 10, &mut |page, _| {
+            for s in &page.sessions {
+                handed.push((
+                    s.id.as_deref().map(str::to_owned),
+                    s.region.clone().map(|r| r.into_owned()),
+                ));
+            }
+        })
+        .await
+        .expect("the listing succeeds");
+    assert_eq!(
+        handed,
+        [
+            (Some("a".to_owned()), Some("eu".to_owned())),
+            (Some("b".to_owned()), Some("eu-west".to_owned())),
+        ]
+    );
+    assert_eq!((stats.pages, stats.sessions), (2, 2));
+    assert_eq!(
+        fake.session_requests(),
+        3,
+        "the broken page, again, then the second page"
+    );
+}

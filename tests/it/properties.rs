@@ -111,7 +111,7 @@ struct Truth {
 
 impl Truth {
     /// The record the API would return at time `t`.
-    fn record(&self, t: i64) -> Session {
+    fn record(&self, t: i64) -> Session<'_> {
         let ended = t >= self.end;
         let progress = if ended {
             1.0
@@ -119,7 +119,7 @@ impl Truth {
             (t - self.start).max(0) as f64 / (self.end - self.start).max(1) as f64
         };
         Session {
-            id: Some(self.id.clone()),
+            id: Some(self.id.as_str().into()),
             status: Some(match (ended, self.failed) {
                 (false, _) => SessionStatus::Active,
                 (true, false) => SessionStatus::Completed,
