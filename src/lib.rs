@@ -43,6 +43,7 @@ use crate::config::{Config, Source};
 use crate::metrics::Metrics;
 use crate::poller::{PollStatus, Poller};
 use crate::secret::Secret;
+use crate::tracker::Dimension;
 use crate::upstream::client::{ApiClient, ApiVersion, ClientConfig, RetryPolicy};
 use crate::upstream::error::UpstreamError;
 
@@ -133,11 +134,15 @@ pub async fn run_with(
         api_version = client_config.api_version.as_str(),
         client_id = %client_config.client_id,
         poll_interval_s = config.poll.interval.as_secs_f64(),
-        labels = ?config.labels.iter().map(|d| d.label_name()).collect::<Vec<_>>(),
+        labels = ?Dimension::label_names(&config.series.gauge_dims),
+        counter_labels = ?Dimension::label_names(&config.series.counter_dims),
+        series_ttl_s = config.series.ttl.map(|t| t.num_seconds()),
+        max_label_sets = config.series.max_label_sets,
         "starting cloudconnexa_exporter"
     );
     let metrics = Arc::new(Metrics::new(
-        config.labels.iter().map(|d| d.label_name()).collect(),
+        Dimension::label_names(&config.series.gauge_dims),
+        Dimension::label_names(&config.series.counter_dims),
     ));
     let status = Arc::new(PollStatus::default());
     let client = ApiClient::new(client_config, edges.clock.clone(), metrics.clone())
@@ -146,7 +151,7 @@ pub async fn run_with(
     let poller = Poller::new(
         client,
         config.poll.clone(),
-        config.labels.clone(),
+        config.series.clone(),
         metrics.clone(),
         status.clone(),
         edges.clock,

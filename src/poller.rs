@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::tracker::{BatchOutcome, Dimension, SessionTracker};
+use crate::tracker::{BatchOutcome, SeriesConfig, SessionTracker, Snapshot};
 use crate::upstream::client::ApiClient;
 use crate::upstream::error::{ErrorKind, UpstreamError};
 use crate::upstream::model::SessionStatus;
@@ -135,7 +135,7 @@ impl Drop for AliveGuard {
 pub struct Poller {
     client: Arc<ApiClient>,
     config: PollConfig,
-    dims: Vec<Dimension>,
+    series: SeriesConfig,
     tracker: Option<SessionTracker>,
     metrics: Arc<Metrics>,
     status: Arc<PollStatus>,
@@ -148,6 +148,8 @@ pub struct Poller {
     next_resync: Option<Instant>,
     history_margin: chrono::Duration,
     failures: u32,
+    /// Whether the log has said that a label-set table is full (it says so once).
+    fold_reported: bool,
 }
 
 /// What a successful cycle did.
@@ -159,11 +161,11 @@ struct CycleSummary {
 }
 
 impl Poller {
-    /// A poller labelling sessions by `dims`.
+    /// A poller whose session series follow `series` (labels, lifetime, cap).
     pub fn new(
         client: Arc<ApiClient>,
         config: PollConfig,
-        dims: Vec<Dimension>,
+        series: SeriesConfig,
         metrics: Arc<Metrics>,
         status: Arc<PollStatus>,
         clock: Arc<dyn Clock>,
@@ -172,7 +174,7 @@ impl Poller {
         Self {
             client,
             config,
-            dims,
+            series,
             tracker: None,
             metrics,
             status,
@@ -183,6 +185,7 @@ impl Poller {
             next_resync: None,
             history_margin,
             failures: 0,
+            fold_reported: false,
         }
     }
 
@@ -293,13 +296,15 @@ impl Poller {
                 let uptime = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
                 let t0 = now - uptime;
                 tracing::info!(t0 = %t0, "counting sessions from T0 on the API server's clock");
-                SessionTracker::new(t0, self.dims.clone())
+                SessionTracker::with_series(t0, self.series.clone())
             }
         };
         // The tracker is lent to the cycle and always put back, whatever the cycle's outcome.
         let result = self.cycle(&mut tracker).await;
         if result.is_ok() {
-            self.metrics.publish(tracker.snapshot());
+            let snapshot = tracker.snapshot();
+            self.report_folding(&snapshot);
+            self.metrics.publish(snapshot);
         }
         self.tracker = Some(tracker);
         result
@@ -363,6 +368,14 @@ impl Poller {
         let margin = chrono::Duration::from_std(self.config.horizon_margin).unwrap_or_default();
         // The next window starts at `end - overlap`: nothing older can come back.
         tracker.advance_horizon(end - overlap - margin);
+        // Idleness is measured on the server's clock, like the windows.
+        let expired = tracker.expire_series(end);
+        if expired > 0 {
+            tracing::debug!(
+                label_sets = expired,
+                "counter label sets idle for the series TTL expired"
+            );
+        }
         Ok(stats)
     }
 
@@ -421,6 +434,20 @@ impl Poller {
                 other => return other,
             }
         }
+    }
+
+    /// Says once, as a warning, that a label-set table is full and new label sets are folded.
+    fn report_folding(&mut self, snapshot: &Snapshot) {
+        if self.fold_reported || snapshot.folded_active + snapshot.folded_counters == 0 {
+            return;
+        }
+        self.fold_reported = true;
+        tracing::warn!(
+            max_label_sets = self.series.max_label_sets,
+            folded_active = snapshot.folded_active,
+            folded_counters = snapshot.folded_counters,
+            "more session label sets than --sessions.max-label-sets: new ones are counted under the label set whose every value is \"other\" (see cloudconnexa_exporter_sessions_folded_total); trim --sessions.labels or --sessions.counter-labels, or raise the cap"
+        );
     }
 
     /// Picks the time of the next full listing from what the last one cost and the API's budget.

@@ -349,7 +349,7 @@ mod tests {
 
     fn state() -> AppState {
         AppState {
-            metrics: Arc::new(Metrics::new(vec!["vpn_region"])),
+            metrics: Arc::new(Metrics::new(vec!["vpn_region"], vec!["vpn_region"])),
             status: Arc::new(PollStatus::default()),
             telemetry_path: "/custom".into(),
         }
