@@ -45,12 +45,16 @@ const FAMILIES: [(&str, &str); 6] = [
 ];
 
 /// Counters whose visible and hidden growth is reported.
-const COUNTED: [(&str, &str); 3] = [
+const COUNTED: [(&str, &str); 4] = [
     (
         "sessions_started_total",
         "cloudconnexa_sessions_started_total{",
     ),
     ("sessions_ended_total", "cloudconnexa_sessions_ended_total{"),
+    (
+        "sessions_failed_total",
+        "cloudconnexa_sessions_failed_total{",
+    ),
     (
         "session_in_bytes_total",
         "cloudconnexa_session_in_bytes_total{",

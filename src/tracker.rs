@@ -757,6 +757,16 @@ impl SessionTracker {
     /// series that moved since the last sweep is taken as used at `now`. Returns how many
     /// counter label sets were removed.
     pub fn expire_series(&mut self, now: DateTime<Utc>) -> usize {
+        self.forget_unheld_gauge_label_sets();
+        let Some(ttl) = self.ttl else {
+            return 0;
+        };
+        self.expire_reasons(now, ttl);
+        self.expire_label_sets(now, ttl)
+    }
+
+    /// Forgets the gauge's label sets that no tracked session holds.
+    fn forget_unheld_gauge_label_sets(&mut self) {
         let mut held = vec![false; self.gauge.interner.slots()];
         for live in self.live.values() {
             held[live.gauge as usize] = true;
@@ -771,11 +781,11 @@ impl SessionTracker {
         for id in unheld {
             self.gauge.interner.remove(id);
         }
+    }
 
-        let Some(ttl) = self.ttl else {
-            return 0;
-        };
-        self.expire_reasons(now, ttl);
+    /// Removes the counter label sets idle for `ttl` that no tracked session holds; returns
+    /// how many.
+    fn expire_label_sets(&mut self, now: DateTime<Utc>, ttl: chrono::Duration) -> usize {
         let mut idle = vec![false; self.labels.interner.slots()];
         let mut any_idle = false;
         for (id, _) in self.labels.interner.iter() {
@@ -1401,7 +1411,11 @@ mod tests {
             snap.failed.is_empty(),
             "the failed series of that reason goes too"
         );
-        assert_eq!(total(&snap.started), 10, "the label set itself is untouched");
+        assert_eq!(
+            total(&snap.started),
+            10,
+            "the label set itself is untouched"
+        );
         // The reason comes back from zero.
         t.apply(
             &[failed("g", 8 * HOUR, 8 * HOUR, "AUTH_FAILED")],
