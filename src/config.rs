@@ -40,7 +40,7 @@ pub const DEFAULT_COUNTER_LABELS: [Dimension; 3] = [
 pub const DEFAULT_SERIES_TTL: &str = "1d";
 
 /// The default of `--sessions.max-label-sets`.
-pub const DEFAULT_MAX_LABEL_SETS: &str = "2000";
+pub const DEFAULT_MAX_LABEL_SETS: &str = "10000";
 
 /// The shortest `--sessions.series-ttl` other than 0 (off).
 const MIN_SERIES_TTL: Duration = Duration::from_secs(60);
