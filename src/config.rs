@@ -37,7 +37,7 @@ pub const DEFAULT_COUNTER_LABELS: [Dimension; 3] = [
 ];
 
 /// The default of `--sessions.series-ttl`.
-pub const DEFAULT_SERIES_TTL: &str = "1d";
+pub const DEFAULT_SERIES_TTL: &str = "7d";
 
 /// The default of `--sessions.max-label-sets`.
 pub const DEFAULT_MAX_LABEL_SETS: &str = "10000";
@@ -826,7 +826,7 @@ mod tests {
         assert_eq!(config.probe_listen_address, None);
         assert_eq!(config.series.gauge_dims, Dimension::DEFAULT);
         assert_eq!(config.series.counter_dims, DEFAULT_COUNTER_LABELS);
-        assert_eq!(config.series.ttl, Some(chrono::Duration::days(1)));
+        assert_eq!(config.series.ttl, Some(chrono::Duration::days(7)));
         assert_eq!(
             config.series.max_label_sets.to_string(),
             DEFAULT_MAX_LABEL_SETS
