@@ -21,9 +21,10 @@
 //! A gauge label set is forgotten once no tracked session holds it. A counter label set is
 //! removed, with every series of it in every counter family, once none of its counters has moved
 //! and no tracked session (live, or ended and still remembered) has held it for the series TTL;
-//! if it comes back it starts from zero. Each table holds at most a cap of label sets of its own;
-//! beyond it, new label sets fold into one whose every value is `other`, where their sessions are
-//! still counted exactly.
+//! if it comes back it starts from zero. A reason of a label set still in use goes alone once
+//! its count of ended sessions has been still for the TTL. Each table holds at most a cap of
+//! label sets of its own; beyond it, new label sets fold into one whose every value is `other`,
+//! where their sessions are still counted exactly.
 //!
 //! The poller feeds records with the server time at which they were observed; the tracker never
 //! asks what time it is.
