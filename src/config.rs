@@ -23,12 +23,29 @@ use crate::collectors::CollectorName;
 use crate::collectors::sessions::PollConfig;
 use crate::duration::parse_duration;
 use crate::secret::Secret;
-use crate::tracker::Dimension;
+use crate::tracker::{Dimension, SeriesConfig};
 use crate::upstream::client::{ApiVersion, ClientConfig, RetryPolicy};
 use crate::web::WebConfig;
 
 /// The port the exporter listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 9839;
+
+/// The default of `--sessions.counter-labels`, less the dimensions `--sessions.labels` leaves out.
+/// The README's cardinality section gives the measurements behind it.
+pub const DEFAULT_COUNTER_LABELS: [Dimension; 3] = [
+    Dimension::VpnRegion,
+    Dimension::Network,
+    Dimension::UserGroup,
+];
+
+/// The default of `--sessions.series-ttl`.
+pub const DEFAULT_SERIES_TTL: &str = "7d";
+
+/// The default of `--sessions.max-label-sets`.
+pub const DEFAULT_MAX_LABEL_SETS: &str = "10000";
+
+/// The shortest `--sessions.series-ttl` other than 0 (off).
+const MIN_SERIES_TTL: Duration = Duration::from_secs(60);
 
 /// The poll interval in `--demo` mode when `--poll.interval` is not given: the simulated tenant's
 /// rate limit is more generous than the vendor's default, so the demo shows changes quickly.
@@ -85,6 +102,12 @@ pub mod id {
     pub const RESYNC_INTERVAL: &str = "resync_interval";
     /// `--sessions.labels`.
     pub const LABELS: &str = "labels";
+    /// `--sessions.counter-labels`.
+    pub const COUNTER_LABELS: &str = "counter_labels";
+    /// `--sessions.series-ttl`.
+    pub const SERIES_TTL: &str = "series_ttl";
+    /// `--sessions.max-label-sets`.
+    pub const MAX_LABEL_SETS: &str = "max_label_sets";
     /// `--web.listen-address`.
     pub const LISTEN_ADDRESS: &str = "listen_address";
     /// `--web.probe-listen-address`.
@@ -207,6 +230,35 @@ pub struct ExporterArgs {
         value_name = "LIST"
     )]
     pub labels: String,
+    /// Comma list of session dimensions to label the counters by (started, ended, failed, bytes)
+    /// [default: vpn_region,network,user_group, less those --sessions.labels leaves out].
+    #[arg(
+        id = id::COUNTER_LABELS,
+        long = "sessions.counter-labels",
+        env = "CLOUDCONNEXA_EXPORTER_SESSIONS_COUNTER_LABELS",
+        value_name = "LIST"
+    )]
+    pub counter_labels: Option<String>,
+    /// How long a label set of the session counters stays exported once its counters stop moving
+    /// and no tracked session holds it, on the API server's clock; 0 keeps it for ever.
+    #[arg(
+        id = id::SERIES_TTL,
+        long = "sessions.series-ttl",
+        env = "CLOUDCONNEXA_EXPORTER_SESSIONS_SERIES_TTL",
+        default_value = DEFAULT_SERIES_TTL,
+        value_name = "DURATION"
+    )]
+    pub series_ttl: String,
+    /// Most label sets of their own for the active gauge, and for the counters; later ones are
+    /// counted under a label set whose every value is "other".
+    #[arg(
+        id = id::MAX_LABEL_SETS,
+        long = "sessions.max-label-sets",
+        env = "CLOUDCONNEXA_EXPORTER_SESSIONS_MAX_LABEL_SETS",
+        default_value = DEFAULT_MAX_LABEL_SETS,
+        value_name = "N"
+    )]
+    pub max_label_sets: String,
     /// Address to serve on.
     #[arg(
         id = id::LISTEN_ADDRESS,
@@ -547,8 +599,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// The poll loop.
     pub poll: PollConfig,
-    /// Session dimensions used as labels.
-    pub labels: Vec<Dimension>,
+    /// Labels, lifetime and cap of the session series.
+    pub series: SeriesConfig,
     /// The collectors.
     pub collectors: Collectors,
     /// Address to serve on, `host:port`.
@@ -602,7 +654,7 @@ impl Config {
             source,
             request_timeout,
             poll,
-            labels: parse_labels(&args.labels)?,
+            series: series_config(&args)?,
             collectors: args.collectors.to_collectors(args.demo)?,
             listen_address: parse_listen_address(id::LISTEN_ADDRESS, &args.listen_address)?,
             probe_listen_address: args
@@ -799,20 +851,62 @@ fn read_secret_file(path: &std::path::Path) -> Result<Secret, ConfigError> {
     Ok(Secret::new(secret))
 }
 
-/// Parses `--sessions.labels`.
-pub fn parse_labels(text: &str) -> Result<Vec<Dimension>, ConfigError> {
+/// The session series' labels, lifetime and cap from `--sessions.*`.
+fn series_config(args: &ExporterArgs) -> Result<SeriesConfig, ConfigError> {
+    let gauge_dims = parse_labels(id::LABELS, &args.labels)?;
+    let counter_dims = match &args.counter_labels {
+        Some(text) => parse_labels(id::COUNTER_LABELS, text)?,
+        None => DEFAULT_COUNTER_LABELS
+            .into_iter()
+            .filter(|d| gauge_dims.contains(d))
+            .collect(),
+    };
+    let ttl = parse_duration(&args.series_ttl).map_err(|e| ConfigError::new(id::SERIES_TTL, e))?;
+    if !ttl.is_zero() && ttl < MIN_SERIES_TTL {
+        return Err(ConfigError::new(
+            id::SERIES_TTL,
+            format!("must be 0 (keep for ever) or at least 1m, got {ttl:?}"),
+        ));
+    }
+    let max_label_sets = args
+        .max_label_sets
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| {
+            ConfigError::new(
+                id::MAX_LABEL_SETS,
+                format!(
+                    "{:?} is not a whole number of at least 1",
+                    args.max_label_sets
+                ),
+            )
+        })?;
+    Ok(SeriesConfig {
+        gauge_dims,
+        counter_dims,
+        ttl: (!ttl.is_zero())
+            .then(|| chrono::Duration::from_std(ttl).ok())
+            .flatten(),
+        max_label_sets,
+    })
+}
+
+/// Parses a comma list of session dimensions given to the flag with id `flag`.
+pub fn parse_labels(flag: &str, text: &str) -> Result<Vec<Dimension>, ConfigError> {
     let mut dims = Vec::new();
     for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let dim = Dimension::from_label_name(name).ok_or_else(|| {
             let known: Vec<&str> = Dimension::ALL.iter().map(|d| d.label_name()).collect();
             ConfigError::new(
-                id::LABELS,
+                flag,
                 format!("unknown label {name:?}: use {}", known.join(", ")),
             )
         })?;
         if dims.contains(&dim) {
             return Err(ConfigError::new(
-                id::LABELS,
+                flag,
                 format!("label {name:?} given twice"),
             ));
         }
@@ -951,7 +1045,13 @@ mod tests {
         assert_eq!(config.poll.interval, Duration::from_secs(60));
         assert_eq!(config.listen_address, "0.0.0.0:9839");
         assert_eq!(config.probe_listen_address, None);
-        assert_eq!(config.labels, Dimension::DEFAULT);
+        assert_eq!(config.series.gauge_dims, Dimension::DEFAULT);
+        assert_eq!(config.series.counter_dims, DEFAULT_COUNTER_LABELS);
+        assert_eq!(config.series.ttl, Some(chrono::Duration::days(7)));
+        assert_eq!(
+            config.series.max_label_sets.to_string(),
+            DEFAULT_MAX_LABEL_SETS
+        );
         let demo = from(&["--demo"]).expect("the demo needs no credentials");
         assert!(matches!(demo.source, Source::Demo));
         assert_eq!(demo.poll.interval, DEMO_POLL_INTERVAL);
@@ -1119,16 +1219,74 @@ mod tests {
             "JSON",
         ])
         .unwrap();
-        assert_eq!(config.labels, [Dimension::Host, Dimension::VpnRegion]);
+        assert_eq!(
+            config.series.gauge_dims,
+            [Dimension::Host, Dimension::VpnRegion]
+        );
         assert_eq!(config.listen_address, "127.0.0.1:9000");
         assert_eq!(config.probe_listen_address.as_deref(), Some("0.0.0.0:9840"));
         assert_eq!(config.log_format, LogFormat::Json);
         assert!(
             tenant(&["--sessions.labels", ""])
                 .unwrap()
-                .labels
+                .series
+                .gauge_dims
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn series_flags_set_the_counters_labels_the_ttl_and_the_cap() {
+        let series = |args: &[&str]| tenant(args).expect("valid").series;
+        // Counters default to the lean set, less what --sessions.labels leaves out.
+        assert_eq!(
+            series(&["--sessions.labels", "os_type,network,vpn_region"]).counter_dims,
+            [Dimension::VpnRegion, Dimension::Network]
+        );
+        let given = series(&[
+            "--sessions.counter-labels",
+            "protocol,host",
+            "--sessions.series-ttl",
+            "6h",
+            "--sessions.max-label-sets",
+            "50",
+        ]);
+        assert_eq!(given.counter_dims, [Dimension::Protocol, Dimension::Host]);
+        assert_eq!(given.gauge_dims, Dimension::DEFAULT);
+        assert_eq!(given.ttl, Some(chrono::Duration::hours(6)));
+        assert_eq!(given.max_label_sets, 50);
+        assert_eq!(
+            series(&["--sessions.series-ttl", "0"]).ttl,
+            None,
+            "0 keeps for ever"
+        );
+        assert!(
+            series(&["--sessions.counter-labels", ""])
+                .counter_dims
+                .is_empty()
+        );
+        for (args, flag) in [
+            (
+                ["--sessions.counter-labels", "vpn_region,user"],
+                "--sessions.counter-labels",
+            ),
+            (
+                ["--sessions.counter-labels", "os_type,os_type"],
+                "--sessions.counter-labels",
+            ),
+            (["--sessions.series-ttl", "soon"], "--sessions.series-ttl"),
+            (["--sessions.series-ttl", "30s"], "--sessions.series-ttl"),
+            (
+                ["--sessions.max-label-sets", "0"],
+                "--sessions.max-label-sets",
+            ),
+            (
+                ["--sessions.max-label-sets", "many"],
+                "--sessions.max-label-sets",
+            ),
+        ] {
+            assert_eq!(named(tenant(&args)), flag, "{args:?}");
+        }
     }
 
     #[test]

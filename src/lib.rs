@@ -58,6 +58,7 @@ use crate::collectors::{CollectorName, Health, Plan, Runner, Status};
 use crate::config::{Config, Source};
 use crate::metrics::Metrics;
 use crate::secret::Secret;
+use crate::tracker::Dimension;
 use crate::upstream::client::{ApiClient, ApiVersion, ClientConfig, RetryPolicy};
 use crate::upstream::error::UpstreamError;
 
@@ -149,12 +150,16 @@ pub async fn run_with(
         client_id = %client_config.client_id,
         poll_interval_s = config.poll.interval.as_secs_f64(),
         collectors = ?config.collectors.enabled().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-        labels = ?config.labels.iter().map(|d| d.label_name()).collect::<Vec<_>>(),
+        labels = ?Dimension::label_names(&config.series.gauge_dims),
+        counter_labels = ?Dimension::label_names(&config.series.counter_dims),
+        series_ttl_s = config.series.ttl.map(|t| t.num_seconds()),
+        max_label_sets = config.series.max_label_sets,
         "starting cloudconnexa_exporter"
     );
     let enabled = config.collectors.enabled();
     let metrics = Arc::new(Metrics::new(
-        config.labels.iter().map(|d| d.label_name()).collect(),
+        Dimension::label_names(&config.series.gauge_dims),
+        Dimension::label_names(&config.series.counter_dims),
         &enabled.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
     ));
     let client = ApiClient::new(client_config, edges.clock.clone(), metrics.clone())
@@ -247,7 +252,7 @@ fn start_collectors(
                 let poller = Poller::new(
                     client.clone(),
                     config.poll.clone(),
-                    config.labels.clone(),
+                    config.series.clone(),
                     metrics.clone(),
                     status.clone(),
                     plan.clone(),

@@ -97,11 +97,16 @@ pub struct Encoded {
 }
 
 impl Metrics {
-    /// Registers every metric. `label_names` are the session dimensions chosen by configuration,
-    /// `collectors` the `collector` labels of the enabled collectors: each gets its series of the
-    /// poll self-metrics (`up` at 0 and every error kind at 0 until it runs), and the session
-    /// families exist only when `sessions` is among them.
-    pub fn new(label_names: Vec<&'static str>, collectors: &[&'static str]) -> Self {
+    /// Registers every metric. `gauge_names` and `counter_names` are the session dimensions of the
+    /// active gauge and of the counters chosen by configuration, `collectors` the `collector`
+    /// labels of the enabled collectors: each gets its series of the poll self-metrics (`up` at 0
+    /// and every error kind at 0 until it runs), and the session families exist only when
+    /// `sessions` is among them.
+    pub fn new(
+        gauge_names: Vec<&'static str>,
+        counter_names: Vec<&'static str>,
+        collectors: &[&'static str],
+    ) -> Self {
         let registry = Registry::new();
         let up = IntGauge::new(
             "cloudconnexa_up",
@@ -195,7 +200,8 @@ impl Metrics {
         ];
         if collectors.contains(&"sessions") {
             families.push(Box::new(SnapshotCollector::new(
-                label_names,
+                gauge_names,
+                counter_names,
                 shared.clone(),
             )));
         }
@@ -378,7 +384,8 @@ impl Metrics {
 
 /// Builds the session families (and the rate-limit and skew gauges) from the published state.
 struct SnapshotCollector {
-    label_names: Vec<&'static str>,
+    gauge_names: Vec<&'static str>,
+    counter_names: Vec<&'static str>,
     descs: Vec<Desc>,
     shared: Arc<Shared>,
 }
@@ -416,6 +423,16 @@ const DURATION_FAMILY: (&str, &str) = (
     "Length of each session that ended at or after the exporter's start",
 );
 
+const FOLDED: (&str, &str) = (
+    "cloudconnexa_exporter_sessions_folded_total",
+    "Sessions counted under the catch-all label set (every session dimension \"other\") because \
+     their own label set would have exceeded --sessions.max-label-sets, by the series concerned: \
+     metrics=\"active\" (the active gauge) or metrics=\"counters\" (the session counters).",
+);
+
+/// Values of the `metrics` label of [`FOLDED`].
+const FOLDED_METRICS: [&str; 2] = ["active", "counters"];
+
 const BUDGET_REMAINING: (&str, &str) = (
     "cloudconnexa_api_rate_limit_remaining",
     "X-RateLimit-Remaining from the last CloudConnexa API response that had it.",
@@ -430,15 +447,24 @@ const CLOCK_SKEW: (&str, &str) = (
 );
 
 impl SnapshotCollector {
-    fn new(label_names: Vec<&'static str>, shared: Arc<Shared>) -> Self {
-        let dims: Vec<String> = label_names.iter().map(|s| (*s).to_owned()).collect();
-        let with_reason: Vec<String> = dims.iter().cloned().chain(["reason".to_owned()]).collect();
+    fn new(
+        gauge_names: Vec<&'static str>,
+        counter_names: Vec<&'static str>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let owned = |names: &[&str]| names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let counter_dims = owned(&counter_names);
+        let with_reason: Vec<String> = counter_dims
+            .iter()
+            .cloned()
+            .chain(["reason".to_owned()])
+            .collect();
         let mut descs = Vec::new();
         for (i, (name, help)) in SESSION_FAMILIES.iter().enumerate() {
-            let labels = if i == 2 || i == 3 {
-                with_reason.clone()
-            } else {
-                dims.clone()
+            let labels = match i {
+                0 => owned(&gauge_names),
+                2 | 3 => with_reason.clone(),
+                _ => counter_dims.clone(),
             };
             descs.push(
                 Desc::new(
@@ -459,15 +485,30 @@ impl SnapshotCollector {
             )
             .expect("valid desc"),
         );
+        descs.push(
+            Desc::new(
+                FOLDED.0.into(),
+                FOLDED.1.into(),
+                vec!["metrics".into()],
+                Default::default(),
+            )
+            .expect("valid desc"),
+        );
         Self {
-            label_names,
+            gauge_names,
+            counter_names,
             descs,
             shared,
         }
     }
 
-    fn labels(&self, values: &LabelValues, extra: &[(&str, &str)]) -> Vec<proto::LabelPair> {
-        self.label_names
+    /// The label pairs of a series: `names` with `values`, then `extra`.
+    fn labels(
+        names: &[&str],
+        values: &LabelValues,
+        extra: &[(&str, &str)],
+    ) -> Vec<proto::LabelPair> {
+        names
             .iter()
             .zip(values.iter())
             .map(|(n, v)| (*n, &**v))
@@ -524,9 +565,14 @@ impl Collector for SnapshotCollector {
             .clone();
         let help = |i: usize| format!("{} {FROM_LAST_POLL}.", SESSION_FAMILIES[i].1);
         let plain = |i: usize, kind: MetricType, series: &[(LabelValues, u64)]| {
+            let names = if i == 0 {
+                &self.gauge_names
+            } else {
+                &self.counter_names
+            };
             let metrics = series
                 .iter()
-                .map(|(l, n)| sample(self.labels(l, &[]), kind, *n as f64))
+                .map(|(l, n)| sample(Self::labels(names, l, &[]), kind, *n as f64))
                 .collect();
             family(SESSION_FAMILIES[i].0, &help(i), kind, metrics)
         };
@@ -535,7 +581,7 @@ impl Collector for SnapshotCollector {
                 .iter()
                 .map(|(l, r, n)| {
                     sample(
-                        self.labels(l, &[("reason", r)]),
+                        Self::labels(&self.counter_names, l, &[("reason", r)]),
                         MetricType::COUNTER,
                         *n as f64,
                     )
@@ -588,6 +634,22 @@ impl Collector for SnapshotCollector {
                 &format!("{} {FROM_LAST_POLL}.", DURATION_FAMILY.1),
                 MetricType::HISTOGRAM,
                 durations,
+            ),
+            family(
+                FOLDED.0,
+                FOLDED.1,
+                MetricType::COUNTER,
+                FOLDED_METRICS
+                    .iter()
+                    .zip([snap.folded_active, snap.folded_counters])
+                    .map(|(metrics, n)| {
+                        sample(
+                            vec![label_pair(("metrics", metrics))],
+                            MetricType::COUNTER,
+                            n as f64,
+                        )
+                    })
+                    .collect(),
             ),
         ]
     }
@@ -674,7 +736,11 @@ mod tests {
     }
 
     fn metrics() -> Metrics {
-        Metrics::new(vec!["vpn_region", "protocol"], &["sessions"])
+        Metrics::new(
+            vec!["vpn_region", "protocol"],
+            vec!["vpn_region", "protocol"],
+            &["sessions"],
+        )
     }
 
     #[test]
@@ -788,8 +854,43 @@ mod tests {
     }
 
     #[test]
+    fn counters_carry_their_own_labels_and_folding_is_counted_from_zero() {
+        let m = Metrics::new(
+            vec!["vpn_region", "protocol"],
+            vec!["vpn_region"],
+            &["sessions"],
+        );
+        let fresh = text(&m);
+        for metrics in ["active", "counters"] {
+            let line =
+                format!("cloudconnexa_exporter_sessions_folded_total{{metrics=\"{metrics}\"}} 0\n");
+            assert!(fresh.contains(&line), "{line} in\n{fresh}");
+        }
+        m.publish(Snapshot {
+            active: vec![(labels(&["eu", "UDP"]), 2)],
+            started: vec![(labels(&["eu"]), 5)],
+            failed: vec![(labels(&["other"]), "AUTH_FAILED".into(), 1)],
+            folded_counters: 3,
+            ..Snapshot::default()
+        });
+        let text = text(&m);
+        for line in [
+            "cloudconnexa_sessions_active{vpn_region=\"eu\",protocol=\"UDP\"} 2",
+            "cloudconnexa_sessions_started_total{vpn_region=\"eu\"} 5",
+            "cloudconnexa_sessions_failed_total{vpn_region=\"other\",reason=\"AUTH_FAILED\"} 1",
+            "cloudconnexa_exporter_sessions_folded_total{metrics=\"counters\"} 3",
+        ] {
+            assert!(text.contains(&format!("{line}\n")), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
     fn each_enabled_collector_has_its_poll_series_from_the_start() {
-        let m = Metrics::new(vec!["vpn_region"], &["sessions", "regions"]);
+        let m = Metrics::new(
+            vec!["vpn_region"],
+            vec!["vpn_region"],
+            &["sessions", "regions"],
+        );
         let text = text(&m);
         for collector in ["sessions", "regions"] {
             for kind in ErrorKind::ALL {
@@ -820,7 +921,7 @@ mod tests {
 
     #[test]
     fn up_is_1_only_while_every_enabled_collector_succeeds() {
-        let m = Metrics::new(vec![], &["sessions", "connectors"]);
+        let m = Metrics::new(vec![], vec![], &["sessions", "connectors"]);
         let now = chrono::DateTime::from_timestamp(1_700_000_000, 500_000_000).unwrap();
         m.record_success("sessions", Duration::from_millis(1500), now);
         let t = text(&m);
@@ -845,7 +946,7 @@ mod tests {
 
     #[test]
     fn without_the_sessions_collector_there_are_no_session_families() {
-        let m = Metrics::new(vec!["vpn_region"], &["connectors"]);
+        let m = Metrics::new(vec!["vpn_region"], vec!["vpn_region"], &["connectors"]);
         m.publish(Snapshot {
             active: vec![(labels(&["eu"]), 1)],
             ..Snapshot::default()
@@ -856,7 +957,7 @@ mod tests {
 
     #[test]
     fn inventory_families_appear_once_published_and_follow_each_publication() {
-        let m = Metrics::new(vec![], &["connectors", "users", "regions"]);
+        let m = Metrics::new(vec![], vec![], &["connectors", "users", "regions"]);
         assert!(!text(&m).contains("cloudconnexa_connector_status"));
         let connector = |id: &str, status: &str| ConnectorState {
             id: id.into(),

@@ -377,7 +377,11 @@ mod tests {
         let sessions = Arc::new(Status::new(CollectorName::Sessions));
         let users = Arc::new(Status::new(CollectorName::Users));
         let state = AppState {
-            metrics: Arc::new(Metrics::new(vec!["vpn_region"], &["sessions", "users"])),
+            metrics: Arc::new(Metrics::new(
+                vec!["vpn_region"],
+                vec!["vpn_region"],
+                &["sessions", "users"],
+            )),
             health: Health::new(vec![sessions.clone(), users.clone()]),
             telemetry_path: "/custom".into(),
         };

@@ -16,6 +16,16 @@
 //!   reappears is not counted as new.
 //! - An ACTIVE record that arrives after the same session's ended record is ignored: ending is final.
 //!
+//! Series lifetime ([`expire_series`](SessionTracker::expire_series)): the active gauge and the
+//! counters each intern their label sets in a table of their own (their dimensions may differ).
+//! A gauge label set is forgotten once no tracked session holds it. A counter label set is
+//! removed, with every series of it in every counter family, once none of its counters has moved
+//! and no tracked session (live, or ended and still remembered) has held it for the series TTL;
+//! if it comes back it starts from zero. A reason of a label set still in use goes alone once
+//! its count of ended sessions has been still for the TTL. Each table holds at most a cap of
+//! label sets of its own; beyond it, new label sets fold into one whose every value is `other`,
+//! where their sessions are still counted exactly.
+//!
 //! The poller feeds records with the server time at which they were observed; the tracker never
 //! asks what time it is.
 
@@ -40,6 +50,9 @@ pub const NONE_VALUE: &str = "none";
 
 /// Label value that absorbs reasons beyond [`MAX_REASONS`].
 pub const OTHER_REASON: &str = "other";
+
+/// Value of every dimension of the catch-all label set that absorbs label sets beyond the cap.
+pub const OTHER_VALUE: &str = "other";
 
 /// Longest label value kept; longer values are cut so one odd record cannot bloat every scrape.
 const MAX_LABEL_LEN: usize = 128;
@@ -95,6 +108,11 @@ impl Dimension {
             Self::Protocol => "protocol",
             Self::OsType => "os_type",
         }
+    }
+
+    /// The label names of `dims`, in order.
+    pub fn label_names(dims: &[Dimension]) -> Vec<&'static str> {
+        dims.iter().map(|d| d.label_name()).collect()
     }
 
     /// Looks a dimension up by label name.
@@ -201,7 +219,10 @@ impl std::ops::AddAssign for BatchOutcome {
 /// A session believed active (or hidden by a full listing that did not return it).
 #[derive(Debug)]
 struct Live {
+    /// Its label set in the counters' table.
     labels: u32,
+    /// Its label set in the active gauge's table.
+    gauge: u32,
     bytes_in: u64,
     bytes_out: u64,
     /// Generation of the last full listing (or later window) that saw it ACTIVE.
@@ -223,26 +244,52 @@ struct Ended {
     counted: bool,
 }
 
+/// The counters of one counter label set, and what its lifetime is judged by.
 #[derive(Debug, Default, Clone, Copy)]
 struct SeriesCounters {
     started: u64,
     bytes_in: u64,
     bytes_out: u64,
+    /// Sessions counted as ended (failed ones included): with the three above, every counter.
+    ended: u64,
+    /// The sum of the counters at the last [`SessionTracker::expire_series`]: the counters never
+    /// decrease, so a different sum means one of them moved.
+    sum_seen: u64,
+    /// The server time at which its counters were last seen to move or a session was last seen
+    /// to hold it; `None` until the first sweep after it was created.
+    used_at: Option<DateTime<Utc>>,
+}
+
+impl SeriesCounters {
+    fn sum(&self) -> u64 {
+        self.started
+            .wrapping_add(self.bytes_in)
+            .wrapping_add(self.bytes_out)
+            .wrapping_add(self.ended)
+    }
 }
 
 /// Interns label-value tuples so per-session state holds a `u32`.
 ///
 /// Lookups join the parts into a reused buffer, so a label set seen before costs no allocation:
-/// a full listing of 100,000 sessions meets only a few hundred distinct sets.
+/// a full listing of 100,000 sessions meets only a few hundred distinct sets. Removed tuples free
+/// their id for the next new one, so the tables stay as large as the label sets in use.
 #[derive(Debug, Default)]
 struct Interner {
     ids: HashMap<Box<str>, u32, FastState>,
-    values: Vec<LabelValues>,
+    values: Vec<Option<LabelValues>>,
+    free: Vec<u32>,
     key: String,
 }
 
 impl Interner {
     fn intern(&mut self, parts: &[&str]) -> u32 {
+        self.intern_within(parts, usize::MAX)
+            .expect("an unbounded table always has room")
+    }
+
+    /// The id of `parts`, added unless the table already holds `cap` tuples.
+    fn intern_within(&mut self, parts: &[&str], cap: usize) -> Option<u32> {
         self.key.clear();
         for part in parts {
             // U+001F (unit separator) cannot be confused with text inside a label value.
@@ -250,17 +297,122 @@ impl Interner {
             self.key.push('\u{1f}');
         }
         if let Some(&id) = self.ids.get(self.key.as_str()) {
-            return id;
+            return Some(id);
         }
-        let id = u32::try_from(self.values.len()).unwrap_or(u32::MAX);
-        self.values
-            .push(parts.iter().map(|p| Arc::<str>::from(*p)).collect());
+        if self.ids.len() >= cap {
+            return None;
+        }
+        let values: LabelValues = parts.iter().map(|p| Arc::<str>::from(*p)).collect();
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.values[id as usize] = Some(values);
+                id
+            }
+            None => {
+                self.values.push(Some(values));
+                u32::try_from(self.values.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
         self.ids.insert(self.key.as_str().into(), id);
-        id
+        Some(id)
     }
 
-    fn get(&self, id: u32) -> &LabelValues {
-        &self.values[id as usize]
+    /// The tuple of `id`; `None` for an id that was removed (no caller holds one).
+    fn get(&self, id: u32) -> Option<&LabelValues> {
+        self.values.get(id as usize)?.as_ref()
+    }
+
+    /// Forgets the tuple of `id` and frees the id for reuse.
+    fn remove(&mut self, id: u32) {
+        let Some(values) = self.values.get_mut(id as usize).and_then(Option::take) else {
+            return;
+        };
+        let key: String = values.iter().flat_map(|v| [&**v, "\u{1f}"]).collect();
+        self.ids.remove(key.as_str());
+        self.free.push(id);
+    }
+
+    /// Ids handed out so far, removed ones included: every id is below this.
+    fn slots(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Every tuple held, with its id.
+    fn iter(&self) -> impl Iterator<Item = (u32, &LabelValues)> {
+        self.values
+            .iter()
+            .enumerate()
+            .filter_map(|(id, v)| Some((id as u32, v.as_ref()?)))
+    }
+}
+
+/// The label sets of one kind of series (the active gauge's, or the counters'): sessions' values
+/// of its dimensions, at most `cap` of their own; later ones fold into the catch-all label set
+/// whose every value is [`OTHER_VALUE`].
+#[derive(Debug)]
+struct LabelTable {
+    dims: Vec<Dimension>,
+    interner: Interner,
+    cap: usize,
+    /// Sessions placed in the catch-all because the table was full.
+    folded: u64,
+}
+
+impl LabelTable {
+    fn new(dims: Vec<Dimension>, cap: usize) -> Self {
+        Self {
+            dims,
+            interner: Interner::default(),
+            cap,
+            folded: 0,
+        }
+    }
+
+    /// The id of the session's label set (the catch-all's when the table is full).
+    fn id(&mut self, s: &Session) -> u32 {
+        let mut parts: [&str; Dimension::ALL.len()] = [""; Dimension::ALL.len()];
+        for (slot, dim) in parts.iter_mut().zip(&self.dims) {
+            *slot = dim.value(s);
+        }
+        let parts = &parts[..self.dims.len()];
+        if let Some(id) = self.interner.intern_within(parts, self.cap) {
+            return id;
+        }
+        self.folded += 1;
+        // The catch-all itself is not held to the cap: it is the one place left to count in.
+        self.interner
+            .intern(&[OTHER_VALUE; Dimension::ALL.len()][..self.dims.len()])
+    }
+
+    fn label_names(&self) -> Vec<&'static str> {
+        Dimension::label_names(&self.dims)
+    }
+}
+
+/// Which labels the session series carry, and how long and how many of their label sets live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesConfig {
+    /// Dimensions of the active gauge (`--sessions.labels`).
+    pub gauge_dims: Vec<Dimension>,
+    /// Dimensions of the counters (`--sessions.counter-labels`).
+    pub counter_dims: Vec<Dimension>,
+    /// How long a counter label set stays once its counters stop moving and no tracked session
+    /// holds it (`--sessions.series-ttl`); `None` keeps it for ever.
+    pub ttl: Option<chrono::Duration>,
+    /// Label sets of their own in each table (`--sessions.max-label-sets`); later ones fold into
+    /// the catch-all.
+    pub max_label_sets: usize,
+}
+
+impl SeriesConfig {
+    /// The same dimensions everywhere, kept for ever, without a cap.
+    pub fn unbounded(dims: Vec<Dimension>) -> Self {
+        Self {
+            gauge_dims: dims.clone(),
+            counter_dims: dims,
+            ttl: None,
+            max_label_sets: usize::MAX,
+        }
     }
 }
 
@@ -327,6 +479,12 @@ pub struct Snapshot {
     pub tracked_live: usize,
     /// Ended sessions remembered for de-duplication.
     pub tracked_ended: usize,
+    /// Label names of the counters, in order (those of the gauge are [`label_names`](Self::label_names)).
+    pub counter_label_names: Vec<&'static str>,
+    /// Sessions whose gauge label set was folded into the catch-all, since the start.
+    pub folded_active: u64,
+    /// Sessions whose counter label set was folded into the catch-all, since the start.
+    pub folded_counters: u64,
 }
 
 /// The session tracker. See the module documentation for the rules it keeps.
@@ -334,33 +492,48 @@ pub struct Snapshot {
 pub struct SessionTracker {
     t0: DateTime<Utc>,
     horizon: DateTime<Utc>,
-    dims: Vec<Dimension>,
-    labels: Interner,
+    /// Label sets of the counters; [`Self::series`] is indexed by their ids.
+    labels: LabelTable,
+    /// Label sets of the active gauge.
+    gauge: LabelTable,
+    ttl: Option<chrono::Duration>,
     regions: Interner,
     series: Vec<SeriesCounters>,
     live: HashMap<Box<str>, Live, FastState>,
     ended: HashMap<Box<str>, Ended, FastState>,
     ended_counts: HashMap<(u32, u32), u64>,
     failed_counts: HashMap<(u32, u32), u64>,
+    /// Per (counter label set, reason) of `ended_counts`: its count at the last sweep and when it
+    /// last moved (server time). Kept by [`Self::expire_series`] alone.
+    reasons_seen: HashMap<(u32, u32), (u64, DateTime<Utc>)>,
     durations: HashMap<(u32, EndStatus), HistogramCounts>,
     reasons: ReasonFolder,
     generation: u64,
 }
 
 impl SessionTracker {
-    /// A tracker for an exporter that started at `t0` (server clock), labelling by `dims`.
+    /// A tracker for an exporter that started at `t0` (server clock), labelling every series by
+    /// `dims`, keeping label sets for ever and without a cap.
     pub fn new(t0: DateTime<Utc>, dims: Vec<Dimension>) -> Self {
+        Self::with_series(t0, SeriesConfig::unbounded(dims))
+    }
+
+    /// A tracker for an exporter that started at `t0` (server clock), with the labels, series
+    /// lifetime and cap of `config`.
+    pub fn with_series(t0: DateTime<Utc>, config: SeriesConfig) -> Self {
         Self {
             t0,
             horizon: t0,
-            dims,
-            labels: Interner::default(),
+            labels: LabelTable::new(config.counter_dims, config.max_label_sets),
+            gauge: LabelTable::new(config.gauge_dims, config.max_label_sets),
+            ttl: config.ttl,
             regions: Interner::default(),
             series: Vec::new(),
             live: HashMap::default(),
             ended: HashMap::default(),
             ended_counts: HashMap::new(),
             failed_counts: HashMap::new(),
+            reasons_seen: HashMap::new(),
             durations: HashMap::new(),
             reasons: ReasonFolder::default(),
             generation: 0,
@@ -448,6 +621,7 @@ impl SessionTracker {
             return;
         }
         let labels = self.label_id(s);
+        let gauge = self.gauge.id(s);
         let series = &mut self.series[labels as usize];
         if s.start_time.is_some_and(|t| t >= self.t0) {
             series.started += 1;
@@ -455,6 +629,7 @@ impl SessionTracker {
         }
         let mut live = Live {
             labels,
+            gauge,
             bytes_in: 0,
             bytes_out: 0,
             seen_gen: generation,
@@ -530,6 +705,7 @@ impl SessionTracker {
         let series = &mut self.series[labels as usize];
         grow(&mut bytes_in, s.bytes_in, &mut series.bytes_in);
         grow(&mut bytes_out, s.bytes_out, &mut series.bytes_out);
+        series.ended += 1;
 
         let reason = self.reasons.id(s.disconnect_reason.as_deref());
         *self.ended_counts.entry((labels, reason)).or_default() += 1;
@@ -554,17 +730,127 @@ impl SessionTracker {
         );
     }
 
+    /// The session's counter label set, with its counters ready (at zero for a new one).
     fn label_id(&mut self, s: &Session) -> u32 {
-        let mut parts: [&str; Dimension::ALL.len()] = [""; Dimension::ALL.len()];
-        for (slot, dim) in parts.iter_mut().zip(&self.dims) {
-            *slot = dim.value(s);
-        }
-        let id = self.labels.intern(&parts[..self.dims.len()]);
+        let id = self.labels.id(s);
         if id as usize >= self.series.len() {
             self.series
                 .resize(id as usize + 1, SeriesCounters::default());
         }
         id
+    }
+
+    /// Ends the series that are no longer used; the poller calls it once per cycle, after
+    /// [`advance_horizon`](Self::advance_horizon), with the server time of the cycle.
+    ///
+    /// - Gauge label sets that no tracked session holds are forgotten (they have no series
+    ///   already: the gauge shows only label sets with active sessions).
+    /// - A counter label set whose counters have not moved, and that no tracked session held,
+    ///   for the series TTL is removed: every series of it in every counter family, every reason
+    ///   included, and its interned values. One that comes back later starts from zero. While a
+    ///   session can still add to its counters (it is live, or ended and still remembered, so a
+    ///   higher final byte count can come), it stays.
+    /// - A reason of a label set still in use whose ended count has not moved for the TTL goes
+    ///   too (from the ended and the failed counters): a session counts its end once, so no
+    ///   tracked session can add to it any more. Without this, a label set in daily use would
+    ///   collect every reason it ever saw.
+    ///
+    /// Movement is judged here, from sweep to sweep, rather than in [`apply`](Self::apply): a
+    /// series that moved since the last sweep is taken as used at `now`. Returns how many
+    /// counter label sets were removed.
+    pub fn expire_series(&mut self, now: DateTime<Utc>) -> usize {
+        self.forget_unheld_gauge_label_sets();
+        let Some(ttl) = self.ttl else {
+            return 0;
+        };
+        self.expire_reasons(now, ttl);
+        self.expire_label_sets(now, ttl)
+    }
+
+    /// Forgets the gauge's label sets that no tracked session holds.
+    fn forget_unheld_gauge_label_sets(&mut self) {
+        let mut held = vec![false; self.gauge.interner.slots()];
+        for live in self.live.values() {
+            held[live.gauge as usize] = true;
+        }
+        let unheld: Vec<u32> = self
+            .gauge
+            .interner
+            .iter()
+            .filter(|(id, _)| !held[*id as usize])
+            .map(|(id, _)| id)
+            .collect();
+        for id in unheld {
+            self.gauge.interner.remove(id);
+        }
+    }
+
+    /// Removes the counter label sets idle for `ttl` that no tracked session holds; returns
+    /// how many.
+    fn expire_label_sets(&mut self, now: DateTime<Utc>, ttl: chrono::Duration) -> usize {
+        let mut idle = vec![false; self.labels.interner.slots()];
+        let mut any_idle = false;
+        for (id, _) in self.labels.interner.iter() {
+            let series = &mut self.series[id as usize];
+            let sum = series.sum();
+            match series.used_at {
+                Some(used) if sum == series.sum_seen => {
+                    if now - used >= ttl {
+                        idle[id as usize] = true;
+                        any_idle = true;
+                    }
+                }
+                _ => {
+                    series.sum_seen = sum;
+                    series.used_at = Some(now);
+                }
+            }
+        }
+        if !any_idle {
+            return 0;
+        }
+        // Only idle label sets need the sessions scanned: a held one is in use, and its TTL
+        // starts again from now.
+        let holders = self.live.values().map(|l| l.labels);
+        for id in holders.chain(self.ended.values().map(|e| e.labels)) {
+            if std::mem::take(&mut idle[id as usize]) {
+                self.series[id as usize].used_at = Some(now);
+            }
+        }
+        let mut removed = 0;
+        for (id, gone) in idle.iter().enumerate() {
+            if *gone {
+                self.labels.interner.remove(id as u32);
+                self.series[id] = SeriesCounters::default();
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.ended_counts.retain(|&(l, _), _| !idle[l as usize]);
+            self.failed_counts.retain(|&(l, _), _| !idle[l as usize]);
+            self.reasons_seen.retain(|&(l, _), _| !idle[l as usize]);
+        }
+        removed
+    }
+
+    /// Removes the (label set, reason) series of the ended and failed counters whose ended count
+    /// has not moved for `ttl`. A failed count moves only with the ended count of the same label
+    /// set and reason, so the ended count alone says whether the pair is in use.
+    fn expire_reasons(&mut self, now: DateTime<Utc>, ttl: chrono::Duration) {
+        let mut stale = Vec::new();
+        for (&key, &count) in &self.ended_counts {
+            let seen = self.reasons_seen.entry(key).or_insert((count, now));
+            if seen.0 != count {
+                *seen = (count, now);
+            } else if now - seen.1 >= ttl {
+                stale.push(key);
+            }
+        }
+        for key in stale {
+            self.ended_counts.remove(&key);
+            self.failed_counts.remove(&key);
+            self.reasons_seen.remove(&key);
+        }
     }
 
     /// Sessions counted in the active gauge now.
@@ -580,26 +866,34 @@ impl SessionTracker {
         let mut active: HashMap<u32, u64> = HashMap::new();
         for live in self.live.values() {
             if live.hidden_since.is_none() {
-                *active.entry(live.labels).or_default() += 1;
+                *active.entry(live.gauge).or_default() += 1;
             }
         }
-        let labels = |id: u32| self.labels.get(id).clone();
         let per_series = |f: fn(&SeriesCounters) -> u64| {
-            self.series
+            self.labels
+                .interner
                 .iter()
-                .enumerate()
-                .map(|(id, c)| (labels(id as u32), f(c)))
+                .map(|(id, labels)| (labels.clone(), f(&self.series[id as usize])))
                 .collect::<Vec<_>>()
         };
         let by_reason = |counts: &HashMap<(u32, u32), u64>| {
             counts
                 .iter()
-                .map(|(&(l, r), &n)| (labels(l), self.reasons.names[r as usize].clone(), n))
+                .filter_map(|(&(l, r), &n)| {
+                    let labels = self.labels.interner.get(l)?.clone();
+                    Some((labels, self.reasons.names[r as usize].clone(), n))
+                })
                 .collect::<Vec<_>>()
         };
         Snapshot {
-            label_names: self.dims.iter().map(|d| d.label_name()).collect(),
-            active: active.into_iter().map(|(id, n)| (labels(id), n)).collect(),
+            label_names: self.gauge.label_names(),
+            counter_label_names: self.labels.label_names(),
+            folded_active: self.gauge.folded,
+            folded_counters: self.labels.folded,
+            active: active
+                .into_iter()
+                .filter_map(|(id, n)| Some((self.gauge.interner.get(id)?.clone(), n)))
+                .collect(),
             started: per_series(|c| c.started),
             bytes_in: per_series(|c| c.bytes_in),
             bytes_out: per_series(|c| c.bytes_out),
@@ -608,7 +902,7 @@ impl SessionTracker {
             durations: self
                 .durations
                 .iter()
-                .map(|(&(r, st), h)| (self.regions.get(r)[0].clone(), st, h.clone()))
+                .filter_map(|(&(r, st), h)| Some((self.regions.get(r)?[0].clone(), st, h.clone())))
                 .collect(),
             tracked_live: self.live.len(),
             tracked_ended: self.ended.len(),
@@ -1010,5 +1304,322 @@ mod tests {
         assert_eq!(&*labels[0], NONE_VALUE);
         assert_eq!(labels[1].len(), MAX_LABEL_LEN);
         assert_eq!(snap.label_names, ["vpn_region", "protocol"]);
+    }
+
+    const HOUR: i64 = 3600;
+
+    /// A tracker labelling gauge and counters by region and protocol, with a TTL of `ttl_hours`
+    /// and a cap of `cap` label sets.
+    fn bounded(ttl_hours: i64, cap: usize) -> SessionTracker {
+        SessionTracker::with_series(
+            at(0),
+            SeriesConfig {
+                ttl: Some(chrono::Duration::hours(ttl_hours)),
+                max_label_sets: cap,
+                ..SeriesConfig::unbounded(vec![Dimension::VpnRegion, Dimension::Protocol])
+            },
+        )
+    }
+
+    /// One poll cycle's housekeeping at server time `now`, as the poller does it.
+    fn sweep(t: &mut SessionTracker, now: i64) -> usize {
+        t.advance_horizon(at(now - 720));
+        t.expire_series(at(now))
+    }
+
+    fn in_region(mut s: Session<'static>, region: &str) -> Session<'static> {
+        s.region = Some(region.to_owned().into());
+        s
+    }
+
+    /// The label sets (first label value) that have a series in any counter family.
+    fn counter_regions(snap: &Snapshot) -> std::collections::BTreeSet<String> {
+        let plain = [&snap.started, &snap.bytes_in, &snap.bytes_out];
+        let by_reason = [&snap.ended, &snap.failed];
+        plain
+            .into_iter()
+            .flat_map(|f| f.iter().map(|(l, _)| l[0].to_string()))
+            .chain(
+                by_reason
+                    .into_iter()
+                    .flat_map(|f| f.iter().map(|(l, _, _)| l[0].to_string())),
+            )
+            .collect()
+    }
+
+    #[test]
+    fn a_label_set_idle_for_longer_than_the_ttl_is_gone_from_every_counter_family() {
+        let mut t = bounded(6, usize::MAX);
+        t.apply(
+            &[
+                in_region(ended("a", 10, 100, 5, "USER"), "rare"),
+                in_region(failed("b", 20, 30, "AUTH_FAILED"), "rare"),
+                in_region(active("c", 50, 7), "busy"),
+            ],
+            at(200),
+        );
+        sweep(&mut t, 300);
+        assert_eq!(
+            counter_regions(&t.snapshot()),
+            ["busy", "rare"].map(String::from).into()
+        );
+        // Six hours later, less a cycle: still there.
+        assert_eq!(sweep(&mut t, 300 + 6 * HOUR - 60), 0);
+        assert!(counter_regions(&t.snapshot()).contains("rare"));
+        // Past the TTL it goes, every family and every reason with it; the busy one's session
+        // still holds it.
+        assert_eq!(sweep(&mut t, 300 + 6 * HOUR), 1);
+        let snap = t.snapshot();
+        assert_eq!(counter_regions(&snap), ["busy"].map(String::from).into());
+        assert_eq!(total(&snap.started), 1);
+        assert_eq!(
+            total_by_reason(&snap.ended) + total_by_reason(&snap.failed),
+            0
+        );
+        // Its memory is freed: the next new label set takes its place in the table.
+        let slots = t.labels.interner.slots();
+        t.apply(&[in_region(active("d", 50, 1), "new")], at(7 * HOUR));
+        assert_eq!(t.labels.interner.slots(), slots, "the freed id is reused");
+        assert!(t.labels.interner.get(0).is_some() || t.labels.interner.get(1).is_some());
+    }
+
+    #[test]
+    fn a_reason_idle_for_the_ttl_goes_while_its_label_set_stays_in_use() {
+        let mut t = bounded(6, usize::MAX);
+        t.apply(
+            &[
+                failed("f", 10, 20, "AUTH_FAILED"),
+                ended("e", 10, 30, 1, "USER"),
+                active("a", 10, 1),
+            ],
+            at(60),
+        );
+        sweep(&mut t, 60);
+        // Users keep disconnecting; nobody fails again.
+        for hour in 1..=7 {
+            let id = format!("e{hour}");
+            t.apply(
+                &[ended(&id, hour * HOUR, hour * HOUR + 5, 1, "USER")],
+                at(hour * HOUR + 10),
+            );
+            sweep(&mut t, hour * HOUR + 10);
+        }
+        let snap = t.snapshot();
+        let reasons = |f: &[(LabelValues, Arc<str>, u64)]| {
+            f.iter()
+                .map(|(_, r, n)| (r.to_string(), *n))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(reasons(&snap.ended), [("USER".to_owned(), 8)]);
+        assert!(
+            snap.failed.is_empty(),
+            "the failed series of that reason goes too"
+        );
+        assert_eq!(
+            total(&snap.started),
+            10,
+            "the label set itself is untouched"
+        );
+        // The reason comes back from zero.
+        t.apply(
+            &[failed("g", 8 * HOUR, 8 * HOUR, "AUTH_FAILED")],
+            at(8 * HOUR),
+        );
+        assert_eq!(total_by_reason(&t.snapshot().failed), 1);
+    }
+
+    #[test]
+    fn counters_of_label_sets_in_use_are_untouched_by_expiry() {
+        // The same sessions fed to a tracker without a TTL and to one with a short TTL.
+        let mut forever = tracker();
+        let mut short = bounded(1, usize::MAX);
+        let mut quiet = active("quiet", 5, 100);
+        quiet.region = Some("quiet".into());
+        let pages: Vec<(i64, Vec<Session>)> = vec![
+            (60, vec![active("busy", 5, 10), quiet.clone()]),
+            (2 * HOUR, vec![active("busy", 5, 20)]),
+            (4 * HOUR, vec![active("busy", 5, 30), quiet]),
+            (6 * HOUR, vec![ended("busy", 5, 6 * HOUR - 10, 40, "USER")]),
+            // A late, higher final count of a session that ended: its label set was held.
+            (
+                6 * HOUR + 300,
+                vec![ended("busy", 5, 6 * HOUR - 10, 45, "USER")],
+            ),
+        ];
+        for (now, page) in &pages {
+            forever.apply(page, at(*now));
+            short.apply(page, at(*now));
+            sweep(&mut forever, *now);
+            sweep(&mut short, *now);
+        }
+        let sorted = |snap: Snapshot| {
+            let mut all: Vec<(Vec<String>, [u64; 3])> = snap
+                .started
+                .iter()
+                .zip(&snap.bytes_in)
+                .zip(&snap.bytes_out)
+                .map(|(((l, s), (_, i)), (_, o))| {
+                    (l.iter().map(|v| v.to_string()).collect(), [*s, *i, *o])
+                })
+                .collect();
+            all.sort();
+            (all, total_by_reason(&snap.ended))
+        };
+        // The quiet session's bytes did not move for hours, but it is live: nothing expired.
+        assert_eq!(sorted(short.snapshot()), sorted(forever.snapshot()));
+        assert_eq!(total(&short.snapshot().bytes_in), 145);
+    }
+
+    #[test]
+    fn a_label_set_that_comes_back_after_expiring_starts_from_zero() {
+        let mut t = bounded(1, usize::MAX);
+        t.apply(&[ended("a", 10, 20, 1000, "USER")], at(30));
+        sweep(&mut t, 60);
+        assert_eq!(total(&t.snapshot().bytes_in), 1000);
+        assert_eq!(sweep(&mut t, 3 * HOUR), 1);
+        assert!(t.snapshot().started.is_empty());
+        t.apply(
+            &[ended("b", 4 * HOUR, 4 * HOUR + 5, 7, "USER")],
+            at(4 * HOUR + 10),
+        );
+        let snap = t.snapshot();
+        assert_eq!((total(&snap.started), total(&snap.bytes_in)), (1, 7));
+        assert_eq!(total_by_reason(&snap.ended), 1);
+    }
+
+    #[test]
+    fn without_a_ttl_nothing_expires_but_unheld_gauge_label_sets_are_forgotten() {
+        let mut t = tracker();
+        let mut tcp = active("b", 2, 1);
+        tcp.protocol = Some("TCP".into());
+        t.apply(&[active("a", 1, 1), tcp], at(10));
+        t.apply(&[ended("b", 2, 20, 1, "USER")], at(30));
+        assert_eq!(sweep(&mut t, 100 * HOUR), 0);
+        let snap = t.snapshot();
+        assert_eq!(snap.started.len(), 2, "counters keep their series");
+        assert_eq!(snap.active.len(), 1);
+        assert_eq!(
+            t.gauge.interner.iter().count(),
+            1,
+            "the TCP gauge label set is freed"
+        );
+    }
+
+    #[test]
+    fn label_sets_beyond_the_cap_fold_into_other_and_are_still_counted_exactly() {
+        let mut t = bounded(24, 2);
+        let page: Vec<Session> = (0..5)
+            .map(|i| {
+                in_region(
+                    ended(&format!("s{i}"), 10, 20, 10, "USER"),
+                    &format!("r{i}"),
+                )
+            })
+            .chain([in_region(active("live", 10, 3), "r4")])
+            .collect();
+        t.apply(&page, at(30));
+        let snap = t.snapshot();
+        let regions = counter_regions(&snap);
+        assert_eq!(regions, ["other", "r0", "r1"].map(String::from).into());
+        let other = snap
+            .started
+            .iter()
+            .find(|(l, _)| l.iter().all(|v| &**v == OTHER_VALUE))
+            .expect("the catch-all has every value other");
+        assert_eq!(other.1, 4, "r2, r3, r4 and the live one, counted in other");
+        assert_eq!(total(&snap.started), 6, "sum() is still the truth");
+        assert_eq!(total(&snap.bytes_in), 53);
+        assert_eq!(total_by_reason(&snap.ended), 5);
+        assert_eq!(snap.folded_counters, 4);
+        // The gauge's table is its own: it had room for the one live label set.
+        assert_eq!(snap.active.len(), 1);
+        assert_eq!(&*snap.active[0].0[0], "r4");
+        assert_eq!(snap.folded_active, 0);
+    }
+
+    #[test]
+    fn a_table_freed_by_expiry_gives_new_label_sets_their_own_series_again() {
+        let mut t = bounded(1, 1);
+        t.apply(&[in_region(ended("a", 10, 20, 1, "USER"), "first")], at(30));
+        t.apply(
+            &[in_region(ended("b", 10, 20, 1, "USER"), "second")],
+            at(30),
+        );
+        assert_eq!(t.snapshot().folded_counters, 1);
+        sweep(&mut t, 60);
+        assert_eq!(sweep(&mut t, 2 * HOUR), 2, "first and other both idle");
+        t.apply(
+            &[in_region(
+                ended("c", 3 * HOUR, 3 * HOUR, 1, "USER"),
+                "third",
+            )],
+            at(3 * HOUR),
+        );
+        assert_eq!(
+            counter_regions(&t.snapshot()),
+            ["third"].map(String::from).into()
+        );
+    }
+
+    #[test]
+    fn series_plateau_over_weeks_of_sessions_with_a_long_tail_of_label_sets() {
+        // Thirty days of a small tenant: 20 sessions an hour, each ending 30 minutes later, in
+        // one of 5 regions, 3 protocols and a long tail of 200 networks (most sessions in a few).
+        let dims = vec![
+            Dimension::VpnRegion,
+            Dimension::Network,
+            Dimension::Protocol,
+        ];
+        let mut t = SessionTracker::with_series(
+            at(0),
+            SeriesConfig {
+                ttl: Some(chrono::Duration::hours(24)),
+                max_label_sets: usize::MAX,
+                ..SeriesConfig::unbounded(dims)
+            },
+        );
+        let mut seed: u64 = 7;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut series_by_day = Vec::new();
+        for hour in 0..30 * 24 {
+            let now = hour * HOUR;
+            let page: Vec<Session> = (0..20)
+                .map(|i| {
+                    let mut s = ended(&format!("{hour}-{i}"), now, now + 1800, 100, "USER");
+                    s.region = Some(format!("region-{}", next(5)).into());
+                    // Squaring a uniform draw makes low network numbers far more common.
+                    let u = next(1000) as f64 / 1000.0;
+                    s.network = Some(format!("net-{}", (u * u * 200.0) as u64).into());
+                    s.protocol = Some(["UDP", "TCP", "WIREGUARD"][next(3) as usize].into());
+                    s
+                })
+                .collect();
+            t.apply(&page, at(now + 1800));
+            sweep(&mut t, now + 1800);
+            if hour % 24 == 23 {
+                let snap = t.snapshot();
+                series_by_day.push(snap.started.len() + snap.ended.len());
+            }
+        }
+        let third = series_by_day[19];
+        let last = *series_by_day.last().unwrap();
+        let peak = *series_by_day[19..].iter().max().unwrap();
+        assert!(
+            peak as f64 <= third as f64 * 1.05,
+            "series plateau: {series_by_day:?}"
+        );
+        assert!(
+            last < 3000 / 2,
+            "far fewer than the 3,000 label sets that exist: {series_by_day:?}"
+        );
+        assert!(
+            t.labels.interner.slots() < 3000 / 2,
+            "the table reuses freed ids"
+        );
     }
 }

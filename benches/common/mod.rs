@@ -22,6 +22,12 @@ use cloudconnexa_exporter::upstream::client::{ApiClient, ApiVersion, ClientConfi
 /// The exporter's binary, built by Cargo with the bench profile.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_cloudconnexa_exporter");
 
+/// The binary the processes run: `EXPORTER_BIN` when set (to compare builds with the same
+/// benchmark), else [`BIN`].
+pub(crate) fn bin() -> String {
+    std::env::var("EXPORTER_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
+
 /// Whether the program was started by `cargo bench` (which passes `--bench`). `cargo test
 /// --all-targets` runs benchmark programs without it: they then only say how to run them.
 pub(crate) fn invoked_as_benchmark() -> bool {
@@ -60,7 +66,7 @@ impl Process {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-logs");
         std::fs::create_dir_all(&dir).expect("log directory");
         let log = dir.join(format!("{name}-{}.log", std::process::id()));
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

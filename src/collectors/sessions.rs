@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use super::{Collect, CollectorName, Plan, RunReport, Status};
 use crate::metrics::Metrics;
-use crate::tracker::{BatchOutcome, Dimension, SessionTracker};
+use crate::tracker::{BatchOutcome, SeriesConfig, SessionTracker, Snapshot};
 use crate::upstream::client::ApiClient;
 use crate::upstream::error::UpstreamError;
 use crate::upstream::model::SessionStatus;
@@ -84,7 +84,7 @@ impl Default for PollConfig {
 pub struct Poller {
     client: Arc<ApiClient>,
     config: PollConfig,
-    dims: Vec<Dimension>,
+    series: SeriesConfig,
     tracker: Option<SessionTracker>,
     metrics: Arc<Metrics>,
     status: Arc<Status>,
@@ -96,6 +96,8 @@ pub struct Poller {
     listed_at: Option<DateTime<Utc>>,
     next_resync: Option<Instant>,
     history_margin: chrono::Duration,
+    /// Whether the log has said that a label-set table is full (it says so once).
+    fold_reported: bool,
 }
 
 /// What a successful cycle did.
@@ -107,13 +109,13 @@ struct CycleSummary {
 }
 
 impl Poller {
-    /// A poller labelling sessions by `dims`, through `client`, publishing to `metrics`; it marks
-    /// `status` ready at its first complete listing and reads what the other collectors spend
-    /// from `plan`.
+    /// A poller whose session series follow `series` (labels, lifetime, cap), through `client`,
+    /// publishing to `metrics`; it marks `status` ready at its first complete listing and reads
+    /// what the other collectors spend from `plan`.
     pub fn new(
         client: Arc<ApiClient>,
         config: PollConfig,
-        dims: Vec<Dimension>,
+        series: SeriesConfig,
         metrics: Arc<Metrics>,
         status: Arc<Status>,
         plan: Arc<Plan>,
@@ -122,7 +124,7 @@ impl Poller {
         Self {
             client,
             config,
-            dims,
+            series,
             tracker: None,
             metrics,
             status,
@@ -132,6 +134,7 @@ impl Poller {
             listed_at: None,
             next_resync: None,
             history_margin,
+            fold_reported: false,
         }
     }
 
@@ -164,13 +167,15 @@ impl Poller {
                 let uptime = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
                 let t0 = now - uptime;
                 tracing::info!(t0 = %t0, "counting sessions from T0 on the API server's clock");
-                SessionTracker::new(t0, self.dims.clone())
+                SessionTracker::with_series(t0, self.series.clone())
             }
         };
         // The tracker is lent to the cycle and always put back, whatever the cycle's outcome.
         let result = self.cycle(&mut tracker).await;
         if result.is_ok() {
-            self.metrics.publish(tracker.snapshot());
+            let snapshot = tracker.snapshot();
+            self.report_folding(&snapshot);
+            self.metrics.publish(snapshot);
         }
         self.tracker = Some(tracker);
         result
@@ -234,6 +239,14 @@ impl Poller {
         let margin = chrono::Duration::from_std(self.config.horizon_margin).unwrap_or_default();
         // The next window starts at `end - overlap`: nothing older can come back.
         tracker.advance_horizon(end - overlap - margin);
+        // Idleness is measured on the server's clock, like the windows.
+        let expired = tracker.expire_series(end);
+        if expired > 0 {
+            tracing::debug!(
+                label_sets = expired,
+                "counter label sets idle for the series TTL expired"
+            );
+        }
         Ok(stats)
     }
 
@@ -292,6 +305,20 @@ impl Poller {
                 other => return other,
             }
         }
+    }
+
+    /// Says once, as a warning, that a label-set table is full and new label sets are folded.
+    fn report_folding(&mut self, snapshot: &Snapshot) {
+        if self.fold_reported || snapshot.folded_active + snapshot.folded_counters == 0 {
+            return;
+        }
+        self.fold_reported = true;
+        tracing::warn!(
+            max_label_sets = self.series.max_label_sets,
+            folded_active = snapshot.folded_active,
+            folded_counters = snapshot.folded_counters,
+            "more session label sets than --sessions.max-label-sets: new ones are counted under the label set whose every value is \"other\" (see cloudconnexa_exporter_sessions_folded_total); trim --sessions.labels or --sessions.counter-labels, or raise the cap"
+        );
     }
 
     /// Picks the time of the next full listing from what the last one cost, the API's budget and
