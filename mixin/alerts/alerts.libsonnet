@@ -181,27 +181,30 @@ local humanize(duration) =
         {
           // A jump: over 10% (by default) of the sessions that ended in the last 15 minutes
           // failed, at least twice the share of the last day, and enough sessions ended for
-          // the ratio to mean something.
+          // the ratio to mean something. Counted from the duration histogram's counts, labelled
+          // by region and status only: those series are dense and never expire, whereas the
+          // failure counters' label sets are sparse (a label set's first failure is its first
+          // sample, which increase() cannot see) and idle ones expire with the series TTL.
           alert: 'CloudConnexaSessionFailureRatioHigh',
           expr: |||
             (
-                sum by (job, instance) (increase(cloudconnexa_sessions_failed_total[15m]))
+                sum by (job, instance) (increase(cloudconnexa_session_duration_seconds_count{status="failed"}[15m]))
               /
-                sum by (job, instance) (increase(cloudconnexa_sessions_ended_total[15m]))
+                sum by (job, instance) (increase(cloudconnexa_session_duration_seconds_count[15m]))
             ) > %(sessionFailureRatioThreshold)s
             and on (job, instance)
             (
-                sum by (job, instance) (increase(cloudconnexa_sessions_failed_total[15m]))
+                sum by (job, instance) (increase(cloudconnexa_session_duration_seconds_count{status="failed"}[15m]))
               /
-                sum by (job, instance) (increase(cloudconnexa_sessions_ended_total[15m]))
+                sum by (job, instance) (increase(cloudconnexa_session_duration_seconds_count[15m]))
             )
             > 2 * (
-                sum by (job, instance) (increase(cloudconnexa_sessions_failed_total[1d]))
+                sum by (job, instance) (increase(cloudconnexa_session_duration_seconds_count{status="failed"}[1d]))
               /
-                sum by (job, instance) (increase(cloudconnexa_sessions_ended_total[1d]))
+                sum by (job, instance) (increase(cloudconnexa_session_duration_seconds_count[1d]))
             )
             and on (job, instance)
-            sum by (job, instance) (increase(cloudconnexa_sessions_ended_total[15m])) >= %(sessionFailureMinEnded)d
+            sum by (job, instance) (increase(cloudconnexa_session_duration_seconds_count[15m])) >= %(sessionFailureMinEnded)d
           ||| % c,
           'for': c.sessionFailureRatioHighFor,
           labels: { severity: 'warning' },
