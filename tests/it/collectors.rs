@@ -6,31 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::fake::{Answer, Fake, token};
-use crate::helpers::{Exporter, wait_for};
+use crate::helpers::{Exporter, all_collectors_args, wait_for};
 use crate::process::Running;
 
-/// Flags pointing at `base` with every collector on and short intervals (no listen address:
-/// the test picks one).
+/// Flags pointing at `base` with every collector on, each every second.
 fn all_collectors(base: &str) -> Vec<String> {
-    [
-        "--cloudconnexa.url",
-        base,
-        "--cloudconnexa.client-id",
-        "demo",
-        "--cloudconnexa.client-secret",
-        "demo",
-        "--poll.interval",
-        "1s",
-        "--collector.connectors.interval",
-        "1s",
-        "--collector.users.interval",
-        "1s",
-        "--collector.regions.interval",
-        "1s",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect()
+    all_collectors_args(base, "1s")
 }
 
 fn page(items: &str, total_pages: u32) -> Answer {

@@ -65,6 +65,27 @@ pub const SESSIONS_ONLY: [&str; 3] = [
 /// Flags that point the exporter at `base` with the demo credentials, sessions only (see
 /// [`SESSIONS_ONLY`]).
 pub fn upstream_args(base: &str) -> Vec<String> {
+    let mut args = credentials(base);
+    args.extend(["--web.listen-address".into(), "127.0.0.1:0".into()]);
+    args.extend(SESSIONS_ONLY.map(String::from));
+    args
+}
+
+/// Flags that point the exporter at `base` with the demo credentials, every collector on, the
+/// sessions polled every second and the others every `interval` (no listen address: the caller
+/// picks one).
+pub fn all_collectors_args(base: &str, interval: &str) -> Vec<String> {
+    let mut args = credentials(base);
+    args.extend(["--poll.interval".into(), "1s".into()]);
+    for collector in ["connectors", "users", "regions"] {
+        args.push(format!("--collector.{collector}.interval"));
+        args.push(interval.to_owned());
+    }
+    args
+}
+
+/// The URL and the demo credentials.
+fn credentials(base: &str) -> Vec<String> {
     [
         "--cloudconnexa.url",
         base,
@@ -72,13 +93,9 @@ pub fn upstream_args(base: &str) -> Vec<String> {
         "demo",
         "--cloudconnexa.client-secret",
         "demo",
-        "--web.listen-address",
-        "127.0.0.1:0",
     ]
-    .iter()
-    .chain(&SESSIONS_ONLY)
-    .map(|s| (*s).to_owned())
-    .collect()
+    .map(String::from)
+    .to_vec()
 }
 
 impl Exporter {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use cloudconnexa_sim::{self as sim, ConnectorStatus, RateLimit, SimConfig, Simulator};
 
-use crate::helpers::{Exporter, Metrics, wait_for};
+use crate::helpers::{Exporter, Metrics, all_collectors_args, wait_for};
 
 /// A simulator serving on a loopback port, and its URL.
 async fn start_sim(config: SimConfig) -> (Simulator, String) {
@@ -35,25 +35,7 @@ fn tenant() -> SimConfig {
 
 /// Every collector on, polling `url` at `interval` (the sessions every second).
 async fn exporter(url: &str, interval: &str) -> Exporter {
-    let args: Vec<String> = [
-        "--cloudconnexa.url",
-        url,
-        "--cloudconnexa.client-id",
-        "demo",
-        "--cloudconnexa.client-secret",
-        "demo",
-        "--poll.interval",
-        "1s",
-        "--collector.connectors.interval",
-        interval,
-        "--collector.users.interval",
-        interval,
-        "--collector.regions.interval",
-        interval,
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let args = all_collectors_args(url, interval);
     let exporter = Exporter::start(&args).await;
     exporter.wait_ready(Duration::from_secs(30)).await;
     exporter
