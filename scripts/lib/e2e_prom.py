@@ -232,23 +232,24 @@ def rules_healthy(prom, timeout):
     return 0 if rs and not bad else 1
 
 
+def webhook_got(path, labels):
+    """The first firing alert the webhook received whose labels include `labels`, or None."""
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        for a in json.loads(line).get("alerts", []):
+            got = a.get("labels", {})
+            if a.get("status") == "firing" and all(got.get(k) == v for k, v in labels.items()):
+                return a
+    return None
+
+
 def wait_alert(path, alertname, instance, timeout, *matchers):
     wanted = dict(m.split("=", 1) for m in matchers)
     wanted.update(alertname=alertname, instance=instance)
-
-    def received():
-        try:
-            lines = open(path, encoding="utf-8").read().splitlines()
-        except OSError:
-            return None
-        for line in lines:
-            for a in json.loads(line).get("alerts", []):
-                labels = a.get("labels", {})
-                if a.get("status") == "firing" and all(labels.get(k) == v for k, v in wanted.items()):
-                    return a
-        return None
-
-    alert = until(float(timeout), received)
+    alert = until(float(timeout), lambda: webhook_got(path, wanted))
     shown = ", ".join(f"{k}={v}" for k, v in wanted.items() if k != "alertname")
     if alert:
         print(f"received {alertname} for {shown}: {alert['annotations'].get('summary', '')}")
@@ -256,20 +257,6 @@ def wait_alert(path, alertname, instance, timeout, *matchers):
         return 0
     print(f"{alertname} for {shown} did not reach the webhook within {timeout}s")
     return 1
-
-
-def webhook_got(path, alertname, instance):
-    """The firing ALERTNAME for INSTANCE that the webhook received, or None."""
-    try:
-        lines = open(path, encoding="utf-8").read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        for a in json.loads(line).get("alerts", []):
-            labels = a.get("labels", {})
-            if a.get("status") == "firing" and labels.get("alertname") == alertname and labels.get("instance") == instance:
-                return a
-    return None
 
 
 def wait_inhibited(am, path, alertname, instance, timeout):
@@ -291,7 +278,7 @@ def wait_inhibited(am, path, alertname, instance, timeout):
         print(f"{alertname} for {instance} was not inhibited within {timeout}s (Alertmanager has: {states})")
         return 1
     time.sleep(4)
-    if webhook_got(path, alertname, instance):
+    if webhook_got(path, {"alertname": alertname, "instance": instance}):
         print(f"{alertname} for {instance} is inhibited now, but the webhook received it")
         return 1
     print(f"{alertname} for {instance} held back by an inhibition ({alert['status']['state']}); "

@@ -218,6 +218,20 @@ ALLOWED = [
 ]
 
 
+def uncaught(good, breakages, check):
+    """Proves a check bites: each (what, breakage, word) of `breakages` is applied to a copy of
+    `good`, and `check` must then report a problem naming `word`. Returns the breakages it let
+    through."""
+    problems = []
+    for what, breakage, word in breakages:
+        broken = copy.deepcopy(good)
+        breakage(broken)
+        found = check(broken)
+        if not any(word in p for p in found):
+            problems.append(f"{what}: not caught (expected a problem naming {word!r}, got {found})")
+    return problems
+
+
 def selftest(path):
     deployments = [obj for _, obj in load([path]) if obj.get("kind") == "Deployment"]
     if not deployments:
@@ -225,12 +239,7 @@ def selftest(path):
         return 1
     good = pod_spec(deployments[0])
     problems = [f"the unbroken pod fails: {p}" for p in check_pod(good)]
-    for what, breakage, word in BREAKAGES:
-        spec = copy.deepcopy(good)
-        breakage(spec)
-        found = check_pod(spec)
-        if not any(word in p for p in found):
-            problems.append(f"{what}: not caught (expected a problem naming {word!r}, got {found})")
+    problems += uncaught(good, BREAKAGES, check_pod)
     for what, change in ALLOWED:
         spec = copy.deepcopy(good)
         change(spec)
