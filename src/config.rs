@@ -432,58 +432,85 @@ pub struct Collectors {
     pub regions: Option<Duration>,
 }
 
-/// Default intervals of the collectors besides sessions, and in `--demo` mode, whose simulated
-/// tenant has a generous rate limit (see the README's "What each collector costs").
-const INTERVALS: [(&str, Duration, Duration); 3] = [
-    (
-        id::CONNECTORS_INTERVAL,
-        Duration::from_secs(180),
-        Duration::from_secs(30),
-    ),
-    (
-        id::USERS_INTERVAL,
-        Duration::from_secs(900),
-        Duration::from_secs(60),
-    ),
-    (
-        id::REGIONS_INTERVAL,
-        Duration::from_secs(3600),
-        Duration::from_secs(600),
-    ),
-];
+/// The default of an interval flag, and its default in `--demo` mode, whose simulated tenant has
+/// a generous rate limit so the demo shows changes quickly (see the README's "What each
+/// collector costs" for the costs behind the others).
+#[derive(Debug, Clone, Copy)]
+struct IntervalDefault {
+    normal: Duration,
+    demo: Duration,
+}
+
+/// `--poll.interval`.
+const POLL_INTERVAL: IntervalDefault = IntervalDefault {
+    normal: Duration::from_secs(60),
+    demo: DEMO_POLL_INTERVAL,
+};
+/// `--collector.connectors.interval`.
+const CONNECTORS_INTERVAL: IntervalDefault = IntervalDefault {
+    normal: Duration::from_secs(180),
+    demo: Duration::from_secs(30),
+};
+/// `--collector.users.interval`.
+const USERS_INTERVAL: IntervalDefault = IntervalDefault {
+    normal: Duration::from_secs(900),
+    demo: Duration::from_secs(60),
+};
+/// `--collector.regions.interval`.
+const REGIONS_INTERVAL: IntervalDefault = IntervalDefault {
+    normal: Duration::from_secs(3600),
+    demo: Duration::from_secs(600),
+};
+
+/// An interval flag (`flag` its id): the text given, else its default; at least 1s.
+fn parse_interval(
+    flag: &str,
+    text: Option<&str>,
+    default: IntervalDefault,
+    demo: bool,
+) -> Result<Duration, ConfigError> {
+    let value = match text {
+        Some(text) => parse_duration(text).map_err(|e| ConfigError::new(flag, e))?,
+        None if demo => default.demo,
+        None => default.normal,
+    };
+    if value < Duration::from_secs(1) {
+        return Err(ConfigError::new(
+            flag,
+            format!("must be at least 1s, got {value:?}"),
+        ));
+    }
+    Ok(value)
+}
 
 impl CollectorArgs {
     fn to_collectors(&self, demo: bool) -> Result<Collectors, ConfigError> {
-        let interval = |flag: &str, text: &Option<String>| -> Result<Duration, ConfigError> {
-            let (_, default, demo_default) = INTERVALS
-                .iter()
-                .find(|(id, ..)| *id == flag)
-                .copied()
-                .unwrap_or((flag, Duration::from_secs(60), Duration::from_secs(60)));
-            let value = match text {
-                Some(text) => parse_duration(text).map_err(|e| ConfigError::new(flag, e))?,
-                None if demo => demo_default,
-                None => default,
-            };
-            if value < Duration::from_secs(1) {
-                return Err(ConfigError::new(
-                    flag,
-                    format!("must be at least 1s, got {value:?}"),
-                ));
-            }
-            Ok(value)
+        let interval = |flag: &str, text: &Option<String>, default| {
+            parse_interval(flag, text.as_deref(), default, demo)
         };
         let enabled = |on: bool, off: bool| on && !off;
         let collectors = Collectors {
             sessions: enabled(self.sessions, self.no_sessions),
             connectors: enabled(self.connectors, self.no_connectors)
-                .then(|| interval(id::CONNECTORS_INTERVAL, &self.connectors_interval))
+                .then(|| {
+                    interval(
+                        id::CONNECTORS_INTERVAL,
+                        &self.connectors_interval,
+                        CONNECTORS_INTERVAL,
+                    )
+                })
                 .transpose()?,
             users: enabled(self.users, self.no_users)
-                .then(|| interval(id::USERS_INTERVAL, &self.users_interval))
+                .then(|| interval(id::USERS_INTERVAL, &self.users_interval, USERS_INTERVAL))
                 .transpose()?,
             regions: enabled(self.regions, self.no_regions)
-                .then(|| interval(id::REGIONS_INTERVAL, &self.regions_interval))
+                .then(|| {
+                    interval(
+                        id::REGIONS_INTERVAL,
+                        &self.regions_interval,
+                        REGIONS_INTERVAL,
+                    )
+                })
                 .transpose()?,
         };
         if collectors.enabled().is_empty() {
@@ -630,19 +657,12 @@ impl Config {
         } else {
             Source::Api(Box::new(client_config(&args, request_timeout)?))
         };
-        let interval = match &args.poll_interval {
-            Some(text) => {
-                parse_duration(text).map_err(|e| ConfigError::new(id::POLL_INTERVAL, e))?
-            }
-            None if args.demo => DEMO_POLL_INTERVAL,
-            None => Duration::from_secs(60),
-        };
-        if interval < Duration::from_secs(1) {
-            return Err(ConfigError::new(
-                id::POLL_INTERVAL,
-                format!("must be at least 1s, got {interval:?}"),
-            ));
-        }
+        let interval = parse_interval(
+            id::POLL_INTERVAL,
+            args.poll_interval.as_deref(),
+            POLL_INTERVAL,
+            args.demo,
+        )?;
         let resync_interval = parse_duration(&args.resync_interval)
             .map_err(|e| ConfigError::new(id::RESYNC_INTERVAL, e))?;
         let poll = PollConfig {
@@ -1297,6 +1317,64 @@ mod tests {
         assert_eq!(
             named(tenant(&["--web.config.file", file.to_str().unwrap()])),
             "--web.config.file"
+        );
+    }
+
+    #[test]
+    fn collectors_are_on_by_default_and_switched_off_or_timed_by_their_flags() {
+        let defaults = tenant(&[]).expect("valid").collectors;
+        assert_eq!(
+            defaults,
+            Collectors {
+                sessions: true,
+                connectors: Some(Duration::from_secs(180)),
+                users: Some(Duration::from_secs(900)),
+                regions: Some(Duration::from_secs(3600)),
+            }
+        );
+        assert_eq!(
+            from(&["--demo"]).expect("valid").collectors.connectors,
+            Some(Duration::from_secs(30)),
+            "the demo's own default"
+        );
+        let some = tenant(&[
+            "--no-collector.users",
+            "--collector.regions=false",
+            "--collector.connectors.interval",
+            "5m",
+        ])
+        .expect("valid")
+        .collectors;
+        assert_eq!(
+            some.enabled(),
+            [CollectorName::Sessions, CollectorName::Connectors]
+        );
+        assert_eq!(some.connectors, Some(Duration::from_secs(300)));
+        // The last of the two forms wins.
+        let last = |args: &[&str]| tenant(args).expect("valid").collectors.users.is_some();
+        assert!(last(&["--no-collector.users", "--collector.users"]));
+        assert!(!last(&["--collector.users", "--no-collector.users"]));
+        for (args, flag) in [
+            (
+                ["--collector.users.interval", "500ms"],
+                "--collector.users.interval",
+            ),
+            (
+                ["--collector.regions.interval", "hourly"],
+                "--collector.regions.interval",
+            ),
+        ] {
+            assert_eq!(named(tenant(&args)), flag, "{args:?}");
+        }
+        assert_eq!(
+            named(tenant(&[
+                "--no-collector.sessions",
+                "--no-collector.connectors",
+                "--no-collector.users",
+                "--no-collector.regions",
+            ])),
+            "--collector.sessions",
+            "every collector off"
         );
     }
 }
