@@ -16,7 +16,8 @@
 //!    floor: what reading these bytes costs at all.
 //! 2. **Pipeline**: exactly what the poller does for a full listing, `ApiClient::list_sessions`
 //!    for every ACTIVE session feeding `SessionTracker::apply` page by page, with a new tracker
-//!    each round (an exporter's first listing). It includes the HTTP requests on loopback (the
+//!    each round (an exporter's first listing) configured as the exporter's default flags
+//!    configure it (the gauge's five labels, the counters' three, the cap and the TTL). It includes the HTTP requests on loopback (the
 //!    client's side of them: sending, receiving, reading the body) and the tolerant decoding.
 //!    Its parts are also timed: the same requests with reqwest and no decoding, the exporter's
 //!    decoder alone and the tracker alone on the stored bodies, and a listing applied to a tracker
@@ -44,7 +45,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use cloudconnexa_exporter::tracker::{Dimension, SessionTracker};
+use cloudconnexa_exporter::config::{Cli, Config};
+use cloudconnexa_exporter::tracker::{SeriesConfig, SessionTracker};
 use cloudconnexa_exporter::upstream::model::{SessionStatus, SessionsPage};
 use cloudconnexa_exporter::upstream::sessions::SessionsQuery;
 use common::{Process, get_text, measure, ms, wait_for_200};
@@ -367,7 +369,7 @@ fn tracker_alone(bodies: &[Vec<u8>]) -> (Duration, Duration) {
         .iter()
         .map(|b| SessionsPage::from_slice(b).expect("decode"))
         .collect();
-    let mut tracker = SessionTracker::new(Utc::now(), Dimension::DEFAULT.to_vec());
+    let mut tracker = SessionTracker::with_series(Utc::now(), default_series());
     let now = Utc::now();
     let ((), wall, cpu) = measure(|| {
         tracker.begin_full_listing();
@@ -475,7 +477,7 @@ async fn timed_pipeline(
     let client = common::api_client(base);
     client.ensure_token().await.expect("token");
     let mut tracker = tracker
-        .unwrap_or_else(|| SessionTracker::new(client.server_now(), Dimension::DEFAULT.to_vec()));
+        .unwrap_or_else(|| SessionTracker::with_series(client.server_now(), default_series()));
     let query = SessionsQuery {
         status: Some(SessionStatus::Active),
         start: client.server_now() - chrono::Duration::days(29),
@@ -496,6 +498,16 @@ async fn timed_pipeline(
     assert_eq!(stats.sessions, ACTIVE as usize);
     assert_eq!(tracker.active_count(), u64::from(ACTIVE));
     (tracker, wall, cpu)
+}
+
+/// The series configuration of an exporter run with its default flags (the gauge's and the
+/// counters' labels, their lifetime and cap), read through its own flag parsing.
+fn default_series() -> SeriesConfig {
+    let cli = <Cli as clap::Parser>::try_parse_from(["cloudconnexa_exporter", "--demo"])
+        .expect("the default flags parse");
+    Config::from_args(cli.exporter)
+        .expect("the default flags are valid")
+        .series
 }
 
 /// Peak resident memory of the exporter binary tracking every session of `sim`.
