@@ -17,7 +17,8 @@
 //!   client and its one budget; the runner, readiness and the budget plan.
 //! - [`tracker`]: the pure core. Session observations in, counters and gauges out; no IO, no clock.
 //!   Every counting rule of the contract lives and is tested here.
-//! - `fast_hash`: the seeded hasher of the maps a listing fills (session ids, label sets).
+//! - `fast_hash`: the seeded hasher of the maps a listing fills (session ids, label sets), and the
+//!   tracker's map of session ids that keeps each id's hash.
 //! - [`metrics`]: the owned registry, self-metrics, the families built from what the collectors
 //!   publish, and encoding.
 //! - [`server`]: the HTTP routers (`/metrics`, `/`, `/healthz`, `/readyz`; the probe address) and

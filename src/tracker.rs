@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::fast_hash::FastState;
+use crate::fast_hash::{FastState, IdMap};
 use crate::upstream::model::{Session, SessionStatus};
 
 /// Upper bounds of the duration histogram, in seconds (from the contract).
@@ -499,8 +499,11 @@ pub struct SessionTracker {
     ttl: Option<chrono::Duration>,
     regions: Interner,
     series: Vec<SeriesCounters>,
-    live: HashMap<Box<str>, Live, FastState>,
-    ended: HashMap<Box<str>, Ended, FastState>,
+    live: IdMap<Live>,
+    /// Entries of [`Self::live`] whose `seen_gen` is [`Self::generation`]: when it is all of them,
+    /// finishing a full listing has nothing to hide and need not sweep the map.
+    seen_in_generation: usize,
+    ended: IdMap<Ended>,
     ended_counts: HashMap<(u32, u32), u64>,
     failed_counts: HashMap<(u32, u32), u64>,
     /// Per (counter label set, reason) of `ended_counts`: its count at the last sweep and when it
@@ -529,8 +532,9 @@ impl SessionTracker {
             ttl: config.ttl,
             regions: Interner::default(),
             series: Vec::new(),
-            live: HashMap::default(),
-            ended: HashMap::default(),
+            live: IdMap::default(),
+            seen_in_generation: 0,
+            ended: IdMap::default(),
             ended_counts: HashMap::new(),
             failed_counts: HashMap::new(),
             reasons_seen: HashMap::new(),
@@ -549,6 +553,7 @@ impl SessionTracker {
     /// [`finish_full_listing`](Self::finish_full_listing) once the last page is in.
     pub fn begin_full_listing(&mut self) {
         self.generation += 1;
+        self.seen_in_generation = 0;
     }
 
     /// Ends a complete full listing taken at `listed_at` (server clock): sessions it did not
@@ -556,6 +561,18 @@ impl SessionTracker {
     /// They are kept, not forgotten, until the horizon passes: a late ended record still counts once,
     /// and a session that shows up again is not new.
     pub fn finish_full_listing(&mut self, listed_at: DateTime<Utc>) {
+        debug_assert_eq!(
+            self.seen_in_generation,
+            self.live
+                .values()
+                .filter(|l| l.seen_gen == self.generation)
+                .count(),
+            "the count of sessions seen in this listing"
+        );
+        if self.seen_in_generation == self.live.len() {
+            // Every session tracked was seen since the listing began (always so for the first).
+            return;
+        }
         let generation = self.generation;
         for live in self.live.values_mut() {
             if live.seen_gen < generation && live.hidden_since.is_none() {
@@ -573,9 +590,15 @@ impl SessionTracker {
             return;
         }
         self.horizon = horizon;
-        self.ended.retain(|_, e| e.at >= horizon);
-        self.live
-            .retain(|_, l| l.hidden_since.is_none_or(|hidden| hidden >= horizon));
+        self.ended.retain(|e| e.at >= horizon);
+        let generation = self.generation;
+        let mut seen_dropped = 0;
+        self.live.retain(|l| {
+            let keep = l.hidden_since.is_none_or(|hidden| hidden >= horizon);
+            seen_dropped += usize::from(!keep && l.seen_gen == generation);
+            keep
+        });
+        self.seen_in_generation -= seen_dropped;
     }
 
     /// Applies one page of records observed at `observed_at` (server clock).
@@ -612,6 +635,9 @@ impl SessionTracker {
         }
         let generation = self.generation;
         if let Some(live) = self.live.get_mut(id) {
+            if live.seen_gen != generation {
+                self.seen_in_generation += 1;
+            }
             live.seen_gen = generation;
             live.hidden_since = None;
             let series = &mut self.series[live.labels as usize];
@@ -637,7 +663,8 @@ impl SessionTracker {
         };
         grow(&mut live.bytes_in, s.bytes_in, &mut series.bytes_in);
         grow(&mut live.bytes_out, s.bytes_out, &mut series.bytes_out);
-        self.live.insert(id.into(), live);
+        self.live.insert(id, live);
+        self.seen_in_generation += 1;
     }
 
     fn apply_ended(
@@ -660,6 +687,9 @@ impl SessionTracker {
         }
         let end = end_time(s);
         let live = self.live.remove(id);
+        if live.as_ref().is_some_and(|l| l.seen_gen == self.generation) {
+            self.seen_in_generation -= 1;
+        }
         let counted = match (&live, end) {
             // Known while active: it ended after T0 unless its own end time says otherwise.
             (Some(_), Some(end)) => end >= self.t0,
@@ -680,7 +710,7 @@ impl SessionTracker {
             outcome.too_old += 1;
             let labels = live.map_or_else(|| self.label_id(s), |l| l.labels);
             self.ended.insert(
-                id.into(),
+                id,
                 Ended {
                     at: remember_at,
                     labels,
@@ -719,7 +749,7 @@ impl SessionTracker {
             .observe(duration_seconds(s));
         outcome.ended += 1;
         self.ended.insert(
-            id.into(),
+            id,
             Ended {
                 at: remember_at,
                 labels,
