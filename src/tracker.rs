@@ -498,6 +498,12 @@ pub struct SessionTracker {
     gauge: LabelTable,
     ttl: Option<chrono::Duration>,
     regions: Interner,
+    /// The counters' label set of each gauge label set (by gauge id), found once and then
+    /// reused, when the counters' labels are among the gauge's (as by default): a new session's
+    /// labels are then looked up in one table, not two. Empty otherwise.
+    counters_of_gauge: Vec<Option<u32>>,
+    /// Whether the counters' labels are among the gauge's.
+    counters_within_gauge: bool,
     series: Vec<SeriesCounters>,
     live: IdMap<Live>,
     /// Entries of [`Self::live`] whose `seen_gen` is [`Self::generation`]: when it is all of them,
@@ -527,6 +533,11 @@ impl SessionTracker {
         Self {
             t0,
             horizon: t0,
+            counters_within_gauge: config
+                .counter_dims
+                .iter()
+                .all(|d| config.gauge_dims.contains(d)),
+            counters_of_gauge: Vec::new(),
             labels: LabelTable::new(config.counter_dims, config.max_label_sets),
             gauge: LabelTable::new(config.gauge_dims, config.max_label_sets),
             ttl: config.ttl,
@@ -646,8 +657,7 @@ impl SessionTracker {
             outcome.duplicates += 1;
             return;
         }
-        let labels = self.label_id(s);
-        let gauge = self.gauge.id(s);
+        let (labels, gauge) = self.new_session_label_ids(s);
         let series = &mut self.series[labels as usize];
         if s.start_time.is_some_and(|t| t >= self.t0) {
             series.started += 1;
@@ -761,6 +771,31 @@ impl SessionTracker {
     }
 
     /// The session's counter label set, with its counters ready (at zero for a new one).
+    /// The counters' and the gauge's label set of a session new to the tracker.
+    fn new_session_label_ids(&mut self, s: &Session) -> (u32, u32) {
+        let folded = self.gauge.folded;
+        let gauge = self.gauge.id(s);
+        // The gauge's catch-all holds sessions of many counter label sets.
+        let memo = self.counters_within_gauge && self.gauge.folded == folded;
+        if memo {
+            if let Some(&Some(labels)) = self.counters_of_gauge.get(gauge as usize) {
+                return (labels, gauge);
+            }
+        }
+        let folded = self.labels.folded;
+        let labels = self.label_id(s);
+        // A session folded into the counters' catch-all for want of room is not remembered:
+        // once room is freed, the next one gets its own label set.
+        if memo && self.labels.folded == folded {
+            let at = gauge as usize;
+            if self.counters_of_gauge.len() <= at {
+                self.counters_of_gauge.resize(at + 1, None);
+            }
+            self.counters_of_gauge[at] = Some(labels);
+        }
+        (labels, gauge)
+    }
+
     fn label_id(&mut self, s: &Session) -> u32 {
         let id = self.labels.id(s);
         if id as usize >= self.series.len() {
@@ -812,6 +847,9 @@ impl SessionTracker {
             .collect();
         for id in unheld {
             self.gauge.interner.remove(id);
+            if let Some(memo) = self.counters_of_gauge.get_mut(id as usize) {
+                *memo = None;
+            }
         }
     }
 
@@ -856,6 +894,11 @@ impl SessionTracker {
             }
         }
         if removed > 0 {
+            for memo in &mut self.counters_of_gauge {
+                if memo.is_some_and(|l| idle[l as usize]) {
+                    *memo = None;
+                }
+            }
             self.ended_counts.retain(|&(l, _), _| !idle[l as usize]);
             self.failed_counts.retain(|&(l, _), _| !idle[l as usize]);
             self.reasons_seen.retain(|&(l, _), _| !idle[l as usize]);
@@ -1360,6 +1403,79 @@ mod tests {
     fn in_region(mut s: Session<'static>, region: &str) -> Session<'static> {
         s.region = Some(region.to_owned().into());
         s
+    }
+
+    /// A tracker whose gauge is labelled by region and protocol and its counters by region alone,
+    /// so a gauge label set tells its counters' label set.
+    fn counters_by_region(cap: usize) -> SessionTracker {
+        SessionTracker::with_series(
+            at(0),
+            SeriesConfig {
+                gauge_dims: vec![Dimension::VpnRegion, Dimension::Protocol],
+                counter_dims: vec![Dimension::VpnRegion],
+                ttl: Some(chrono::Duration::hours(6)),
+                max_label_sets: cap,
+            },
+        )
+    }
+
+    /// Sessions started, by counter label set (its first value).
+    fn started_by_region(t: &SessionTracker) -> Vec<(String, u64)> {
+        let mut started: Vec<_> = t
+            .snapshot()
+            .started
+            .iter()
+            .map(|(labels, n)| (labels[0].to_string(), *n))
+            .collect();
+        started.sort();
+        started
+    }
+
+    #[test]
+    fn a_forgotten_gauge_label_set_does_not_lend_its_counters_to_the_next_one() {
+        let mut t = counters_by_region(usize::MAX);
+        t.apply(&[in_region(active("a", 50, 1), "r1")], at(100));
+        t.apply(&[in_region(ended("a", 50, 150, 1, "USER"), "r1")], at(200));
+        // The gauge forgets (r1, UDP); its id goes to the next new label set, (r2, UDP).
+        sweep(&mut t, 300);
+        t.apply(&[in_region(active("b", 250, 1), "r2")], at(400));
+        assert_eq!(
+            started_by_region(&t),
+            [("r1".to_owned(), 1), ("r2".to_owned(), 1)]
+        );
+    }
+
+    #[test]
+    fn a_session_folded_for_want_of_room_does_not_fold_the_next_with_its_labels() {
+        let mut t = counters_by_region(2);
+        let sessions = [("a", "r1"), ("b", "r3")];
+        t.apply(
+            &sessions.map(|(id, region)| in_region(active(id, 50, 1), region)),
+            at(100),
+        );
+        t.apply(
+            &sessions.map(|(id, region)| in_region(ended(id, 50, 150, 1, "USER"), region)),
+            at(200),
+        );
+        sweep(&mut t, 300);
+        // The gauge has room again, the counters not yet: c is counted in the catch-all.
+        t.apply(&[in_region(active("c", 250, 1), "r2")], at(400));
+        assert_eq!(
+            started_by_region(&t),
+            [
+                (OTHER_VALUE.to_owned(), 1),
+                ("r1".to_owned(), 1),
+                ("r3".to_owned(), 1)
+            ]
+        );
+        // Once r1 and r3 have been idle for the TTL they go, and d, with c's labels, gets its
+        // own set.
+        sweep(&mut t, 300 + 6 * HOUR);
+        t.apply(&[in_region(active("d", 7 * HOUR, 1), "r2")], at(7 * HOUR));
+        assert_eq!(
+            started_by_region(&t),
+            [(OTHER_VALUE.to_owned(), 1), ("r2".to_owned(), 1)]
+        );
     }
 
     /// The label sets (first label value) that have a series in any counter family.
