@@ -17,8 +17,9 @@
 //! 2. **Pipeline**: exactly what the poller does for a full listing, `ApiClient::list_sessions`
 //!    for every ACTIVE session feeding `SessionTracker::apply` page by page, with a new tracker
 //!    each round (an exporter's first listing) configured as the exporter's default flags
-//!    configure it (the gauge's five labels, the counters' three, the cap and the TTL). It includes the HTTP requests on loopback (the
-//!    client's side of them: sending, receiving, reading the body) and the tolerant decoding.
+//!    configure it (the gauge's five labels, the counters' three, the cap and the TTL). It
+//!    includes the HTTP requests on loopback (the client's side of them: sending, receiving,
+//!    reading the body) and the tolerant decoding.
 //!    Its parts are also timed: the same requests with reqwest and no decoding, the exporter's
 //!    decoder alone and the tracker alone on the stored bodies, and a listing applied to a tracker
 //!    that already holds every session (a resync).

@@ -770,7 +770,6 @@ impl SessionTracker {
         );
     }
 
-    /// The session's counter label set, with its counters ready (at zero for a new one).
     /// The counters' and the gauge's label set of a session new to the tracker.
     fn new_session_label_ids(&mut self, s: &Session) -> (u32, u32) {
         let folded = self.gauge.folded;
@@ -796,6 +795,7 @@ impl SessionTracker {
         (labels, gauge)
     }
 
+    /// The session's counter label set, with its counters ready (at zero for a new one).
     fn label_id(&mut self, s: &Session) -> u32 {
         let id = self.labels.id(s);
         if id as usize >= self.series.len() {
