@@ -272,8 +272,8 @@ impl SeriesCounters {
 /// Interns label-value tuples so per-session state holds a `u32`.
 ///
 /// Lookups join the parts into a reused buffer, so a label set seen before costs no allocation:
-/// a full listing of 100,000 sessions meets only a few hundred distinct sets. Removed tuples free
-/// their id for the next new one, so the tables stay as large as the label sets in use.
+/// a full listing of 100,000 sessions meets a few thousand distinct sets at most. Removed tuples
+/// free their id for the next new one, so the tables stay as large as the label sets in use.
 #[derive(Debug, Default)]
 struct Interner {
     ids: HashMap<Box<str>, u32, FastState>,
